@@ -1,0 +1,125 @@
+//! Endpoint precedence for a service in a region (`cli.md`): SPC parameter (when admitted) >
+//! `--endpoint SERVICE@REGION` > `--endpoint SERVICE` > `AWS_ENDPOINT_URL_<SERVICE>` >
+//! `AWS_ENDPOINT_URL` > the AWS default for the region (left to the SDK).
+
+use crate::cli::EndpointFlag;
+use std::collections::HashMap;
+
+/// The AWS services the provider calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    SecretsManager,
+    Ssm,
+    Sts,
+}
+
+impl Service {
+    /// The name used in `--endpoint` flags, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::SecretsManager => "secretsmanager",
+            Service::Ssm => "ssm",
+            Service::Sts => "sts",
+        }
+    }
+
+    /// The service-specific endpoint variable every AWS SDK reads.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Service::SecretsManager => "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            Service::Ssm => "AWS_ENDPOINT_URL_SSM",
+            Service::Sts => "AWS_ENDPOINT_URL_STS",
+        }
+    }
+
+    fn from_flag(name: &str) -> Option<Service> {
+        [Service::SecretsManager, Service::Ssm, Service::Sts]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// Where an endpoint came from, for logs and `doctor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointSource {
+    SecretProviderClass,
+    RegionFlag,
+    ServiceFlag,
+    ServiceEnv,
+    GlobalEnv,
+}
+
+/// A resolved endpoint override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedEndpoint {
+    pub url: String,
+    pub source: EndpointSource,
+}
+
+/// The admin's endpoint configuration, resolved once at start from flags and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoints {
+    per_region: HashMap<(Service, String), String>,
+    per_service: HashMap<Service, String>,
+    service_env: HashMap<Service, String>,
+    global_env: Option<String>,
+}
+
+impl Endpoints {
+    /// Builds from the flags and an injected environment lookup (tests pass a map).
+    pub fn new(flags: &[EndpointFlag], env: impl Fn(&str) -> Option<String>) -> Self {
+        let mut endpoints = Endpoints::default();
+        for flag in flags {
+            let Some(service) = Service::from_flag(&flag.service) else { continue };
+            match &flag.region {
+                Some(region) => endpoints.per_region.insert((service, region.clone()), flag.url.clone()),
+                None => endpoints.per_service.insert(service, flag.url.clone()),
+            };
+        }
+        for service in [Service::SecretsManager, Service::Ssm, Service::Sts] {
+            if let Some(url) = env(service.env_var()).filter(|u| !u.is_empty()) {
+                endpoints.service_env.insert(service, url);
+            }
+        }
+        endpoints.global_env = env("AWS_ENDPOINT_URL").filter(|u| !u.is_empty());
+        endpoints
+    }
+
+    /// The override for `service` in `region`, or `None` for the AWS default. `spc` is the
+    /// SecretProviderClass's own endpoint, already admitted by the allowlist.
+    pub fn resolve(&self, service: Service, region: &str, spc: Option<&str>) -> Option<ResolvedEndpoint> {
+        let found = |url: Option<&String>, source| url.map(|u| ResolvedEndpoint { url: u.clone(), source });
+        spc.map(|u| ResolvedEndpoint { url: u.to_string(), source: EndpointSource::SecretProviderClass })
+            .or_else(|| found(self.per_region.get(&(service, region.to_string())), EndpointSource::RegionFlag))
+            .or_else(|| found(self.per_service.get(&service), EndpointSource::ServiceFlag))
+            .or_else(|| found(self.service_env.get(&service), EndpointSource::ServiceEnv))
+            .or_else(|| found(self.global_env.as_ref(), EndpointSource::GlobalEnv))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flag(s: &str) -> EndpointFlag {
+        s.parse().expect("valid flag")
+    }
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn precedence_follows_the_table() {
+        let flags = [flag("secretsmanager@us-west-2=https://vpce-a.example"), flag("secretsmanager=https://b.example")];
+        let e = Endpoints::new(&flags, env(&[("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://c"), ("AWS_ENDPOINT_URL", "http://d")]));
+        let url = |svc, region, spc| e.resolve(svc, region, spc).map(|r| r.url);
+        assert_eq!(url(Service::SecretsManager, "us-west-2", Some("https://spc")), Some("https://spc".into()));
+        assert_eq!(url(Service::SecretsManager, "us-west-2", None), Some("https://vpce-a.example".into()));
+        assert_eq!(url(Service::SecretsManager, "eu-west-1", None), Some("https://b.example".into()));
+        assert_eq!(url(Service::Ssm, "eu-west-1", None), Some("http://d".into()));
+        let only_service_env = Endpoints::new(&[], env(&[("AWS_ENDPOINT_URL_SSM", "http://s"), ("AWS_ENDPOINT_URL", "http://d")]));
+        assert_eq!(only_service_env.resolve(Service::Ssm, "x", None).map(|r| r.source), Some(EndpointSource::ServiceEnv));
+        assert_eq!(Endpoints::new(&[], env(&[])).resolve(Service::Sts, "us-east-1", None), None);
+    }
+}

@@ -1,0 +1,263 @@
+//! Command-line flags (`../shared/spec/cli.md`): bare flags serve, `serve` is an alias, `mount`
+//! is a driver-like client. Every serve flag falls back to `CSI_PROVIDER_AWS_<FLAG>`.
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// AWS Secrets Manager and Parameter Store provider for the Secrets Store CSI driver.
+#[derive(Debug, Parser)]
+#[command(name = "csi-provider-aws", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the provider API on the unix socket (the default).
+    Serve(ServeArgs),
+    /// Call a running provider as the driver does, and write the files it returns.
+    Mount(MountArgs),
+}
+
+impl Cli {
+    /// The serve flags, whether given bare or after `serve`.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+/// Flags of the server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Directory of the provider socket.
+    #[arg(long, env = "CSI_PROVIDER_AWS_PROVIDER_VOLUME", default_value = "/var/run/secrets-store-csi-providers")]
+    pub provider_volume: PathBuf,
+    /// Provider name: the socket is `<provider-volume>/<provider-name>.sock`.
+    #[arg(long, env = "CSI_PROVIDER_AWS_PROVIDER_NAME", default_value = "aws", value_parser = parse_provider_name)]
+    pub provider_name: String,
+    /// Return the files to the driver instead of writing them.
+    #[arg(long, env = "CSI_PROVIDER_AWS_DRIVER_WRITES_SECRETS", num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true", action = ArgAction::Set)]
+    pub driver_writes_secrets: bool,
+    /// Kubelet root: target paths must lie under `<kubelet-path>/pods`.
+    #[arg(long, env = "CSI_PROVIDER_AWS_KUBELET_PATH", default_value = "/var/lib/kubelet")]
+    pub kubelet_path: PathBuf,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// How long in-flight mounts may run after SIGTERM; a second signal aborts.
+    #[arg(long, env = "CSI_PROVIDER_AWS_SHUTDOWN_GRACE_PERIOD", default_value = "10s")]
+    pub shutdown_grace_period: Dur,
+    /// Endpoint override, `SERVICE[@REGION]=URL` (services: secretsmanager, ssm, sts). Repeatable.
+    #[arg(long = "endpoint", env = "CSI_PROVIDER_AWS_ENDPOINT", value_delimiter = ',')]
+    pub endpoints: Vec<EndpointFlag>,
+    /// Read AWS with the process's own credential chain for every mount (laptops, quick start).
+    #[arg(long, env = "CSI_PROVIDER_AWS_LOCAL_CREDENTIALS", num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true", action = ArgAction::Set)]
+    pub local_credentials: bool,
+    /// EKS add-on version, appended to the user agent.
+    #[arg(long, env = "CSI_PROVIDER_AWS_EKS_ADDON_VERSION", default_value = "")]
+    pub eks_addon_version: String,
+}
+
+/// Logging flags, shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or an EnvFilter directive.
+    #[arg(long, env = "CSI_PROVIDER_AWS_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log line format.
+    #[arg(long, env = "CSI_PROVIDER_AWS_LOG_FORMAT", default_value = "plain")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// Flags of the `mount` client.
+#[derive(Debug, Clone, Args)]
+pub struct MountArgs {
+    /// SecretProviderClass manifest (YAML).
+    #[arg(long)]
+    pub spc: PathBuf,
+    /// Target directory for the files.
+    #[arg(long)]
+    pub target: PathBuf,
+    /// Provider socket.
+    #[arg(long, default_value = "/var/run/secrets-store-csi-providers/aws.sock")]
+    pub socket: PathBuf,
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    #[arg(long, default_value = "mount-cli")]
+    pub pod: String,
+    #[arg(long, default_value = "00000000-0000-0000-0000-000000000000")]
+    pub pod_uid: String,
+    #[arg(long, default_value = "default")]
+    pub service_account: String,
+    /// A service-account token for an audience, `AUDIENCE=FILE`. Repeatable.
+    #[arg(long = "token")]
+    pub tokens: Vec<TokenFlag>,
+    /// Ask the provider for files (as the driver does in driver-writes mode) and write them here.
+    #[arg(long)]
+    pub driver_writes: bool,
+    /// Repeat the mount at this interval, as the driver's rotation does.
+    #[arg(long)]
+    pub watch: Option<Dur>,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// A duration flag: `500ms`, `30s`, `2m`, or `0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl FromStr for Dur {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim() == "0" {
+            return Ok(Dur(Duration::ZERO));
+        }
+        humantime::parse_duration(s.trim())
+            .map(Dur)
+            .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. 500ms, 30s, 2m"))
+    }
+}
+
+/// One `--endpoint SERVICE[@REGION]=URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointFlag {
+    pub service: String,
+    pub region: Option<String>,
+    pub url: String,
+}
+
+pub const ENDPOINT_SERVICES: [&str; 3] = ["secretsmanager", "ssm", "sts"];
+
+impl FromStr for EndpointFlag {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (key, url) = s.split_once('=').ok_or_else(|| format!("endpoint {s:?}: expected SERVICE[@REGION]=URL"))?;
+        let (service, region) = match key.split_once('@') {
+            Some((service, region)) => (service, Some(region.to_string())),
+            None => (key, None),
+        };
+        if !ENDPOINT_SERVICES.contains(&service) {
+            return Err(format!("endpoint {s:?}: unknown service {service:?} (use secretsmanager, ssm or sts)"));
+        }
+        check_url(url).map_err(|e| format!("endpoint {s:?}: {e}"))?;
+        Ok(EndpointFlag { service: service.to_string(), region, url: url.to_string() })
+    }
+}
+
+/// An endpoint URL must be absolute http(s) with a host.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("the URL must start with https:// or http://")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') {
+        return Err("the URL must name a host (and no user info)".into());
+    }
+    Ok(())
+}
+
+/// One `--token AUDIENCE=FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFlag {
+    pub audience: String,
+    pub file: PathBuf,
+}
+
+impl FromStr for TokenFlag {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('=') {
+            Some((aud, file)) if !aud.is_empty() && !file.is_empty() => {
+                Ok(TokenFlag { audience: aud.to_string(), file: PathBuf::from(file) })
+            }
+            _ => Err(format!("token {s:?}: expected AUDIENCE=FILE")),
+        }
+    }
+}
+
+fn parse_provider_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok && !s.starts_with('.') {
+        Ok(s.to_string())
+    } else {
+        Err(format!("provider name {s:?}: use letters, digits, '-', '_' or '.'"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        let mut all = vec!["csi-provider-aws"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("parses").into_command()
+    }
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        match parse(args) {
+            Command::Serve(s) => s,
+            other => panic!("expected serve, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bare_flags_serve_with_go_chart_forms() {
+        let s = serve(&["--provider-volume=/etc/kubernetes/secrets-store-csi-providers", "--driver-writes-secrets=true"]);
+        assert_eq!(s.provider_volume, PathBuf::from("/etc/kubernetes/secrets-store-csi-providers"));
+        assert!(s.driver_writes_secrets);
+        assert_eq!(s.provider_name, "aws");
+        assert!(!serve(&["--driver-writes-secrets=false"]).driver_writes_secrets);
+        assert!(serve(&["--driver-writes-secrets"]).driver_writes_secrets);
+        assert!(serve(&["serve", "--local-credentials"]).local_credentials);
+    }
+
+    #[test]
+    fn durations_and_endpoints() {
+        let s = serve(&["--shutdown-grace-period", "500ms", "--endpoint", "sts@us-east-1=https://vpce-1.sts.us-east-1.vpce.amazonaws.com", "--endpoint=ssm=http://127.0.0.1:5000"]);
+        assert_eq!(s.shutdown_grace_period, Dur(Duration::from_millis(500)));
+        assert_eq!(s.endpoints[0].region.as_deref(), Some("us-east-1"));
+        assert_eq!(s.endpoints[1], EndpointFlag { service: "ssm".into(), region: None, url: "http://127.0.0.1:5000".into() });
+        assert_eq!("2m".parse::<Dur>(), Ok(Dur(Duration::from_secs(120))));
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        for bad in [
+            vec!["--endpoint", "kms=https://x"],
+            vec!["--endpoint", "ssm=ftp://x"],
+            vec!["--endpoint", "ssm"],
+            vec!["--provider-name", "../x"],
+            vec!["--shutdown-grace-period", "soon"],
+            vec!["--log-format", "xml"],
+        ] {
+            let mut all = vec!["csi-provider-aws"];
+            all.extend_from_slice(&bad);
+            assert!(Cli::try_parse_from(all).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn mount_subcommand() {
+        match parse(&["mount", "--spc", "a.yaml", "--target", "/t", "--token", "sts.amazonaws.com=/tok", "--watch", "30s"]) {
+            Command::Mount(m) => {
+                assert_eq!(m.tokens[0].audience, "sts.amazonaws.com");
+                assert_eq!(m.watch, Some(Dur(Duration::from_secs(30))));
+            }
+            other => panic!("expected mount, got {other:?}"),
+        }
+    }
+}

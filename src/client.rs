@@ -1,0 +1,201 @@
+//! A gRPC client for the provider socket, as the driver dials it (used by the `mount`
+//! subcommand and by tests).
+
+use crate::pb::csi_driver_provider_client::CsiDriverProviderClient;
+use hyper_util::rt::TokioIo;
+use std::path::{Path, PathBuf};
+use tonic::transport::{Channel, Endpoint};
+
+/// Connects to the provider's unix socket. The URI is a placeholder: the connector ignores it
+/// and the `:authority` sent is `localhost`, as driver v1.6 sends.
+pub async fn connect(socket: &Path) -> Result<CsiDriverProviderClient<Channel>, tonic::transport::Error> {
+    let socket: PathBuf = socket.to_path_buf();
+    let channel = Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let socket = socket.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(socket).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
+        }))
+        .await?;
+    Ok(CsiDriverProviderClient::new(channel))
+}
+
+use crate::cli::MountArgs;
+use crate::pb::{MountRequest, MountResponse};
+use crate::secret::SecretBytes;
+use crate::write::{OutFile, WriteOutcome};
+use std::collections::BTreeMap;
+
+/// A failed `mount` subcommand.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a SecretProviderClass manifest: {reason}")]
+    Manifest { path: PathBuf, reason: String },
+    #[error("cannot connect to {path}: {source}")]
+    Connect { path: PathBuf, source: tonic::transport::Error },
+    #[error("Mount failed ({code:?}): {message}")]
+    Mount { code: tonic::Code, message: String },
+    #[error("the provider returned an invalid file path {path:?}: {reason}")]
+    BadPath { path: String, reason: String },
+    #[error("writing the returned files failed: {0}")]
+    Write(#[from] crate::write::WriteError),
+    #[error("the response carries no object versions (the driver fails such a mount)")]
+    NoVersions,
+}
+
+/// The parts of a SecretProviderClass manifest the driver uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpcManifest {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// Parses a SecretProviderClass manifest (YAML).
+pub fn parse_manifest(text: &str) -> Result<SpcManifest, String> {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    if doc.get("kind").and_then(|k| k.as_str()) != Some("SecretProviderClass") {
+        return Err("kind is not SecretProviderClass".into());
+    }
+    let meta = doc.get("metadata");
+    let text_at = |v: Option<&serde_yaml_ng::Value>, key: &str| v.and_then(|m| m.get(key)).and_then(|n| n.as_str()).map(str::to_string);
+    let name = text_at(meta, "name").ok_or("metadata.name is missing")?;
+    let mut parameters = BTreeMap::new();
+    if let Some(map) = doc.get("spec").and_then(|s| s.get("parameters")).and_then(|p| p.as_mapping()) {
+        for (k, v) in map {
+            let (Some(k), Some(v)) = (k.as_str(), scalar_text(v)) else {
+                return Err("spec.parameters values must be strings".into());
+            };
+            parameters.insert(k.to_string(), v);
+        }
+    }
+    Ok(SpcManifest { name, namespace: text_at(meta, "namespace"), parameters })
+}
+
+fn scalar_text(v: &serde_yaml_ng::Value) -> Option<String> {
+    match v {
+        serde_yaml_ng::Value::String(s) => Some(s.clone()),
+        serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
+        serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The attributes JSON the driver would send for this pod and SecretProviderClass.
+pub fn driver_attributes(spc: &SpcManifest, args: &MountArgs, tokens: Option<String>) -> String {
+    let mut attrs: BTreeMap<String, String> = spc.parameters.clone();
+    let namespace = spc.namespace.clone().unwrap_or_else(|| args.namespace.clone());
+    attrs.insert("secretProviderClass".into(), spc.name.clone());
+    attrs.insert("csi.storage.k8s.io/pod.name".into(), args.pod.clone());
+    attrs.insert("csi.storage.k8s.io/pod.namespace".into(), namespace);
+    attrs.insert("csi.storage.k8s.io/pod.uid".into(), args.pod_uid.clone());
+    attrs.insert("csi.storage.k8s.io/serviceAccount.name".into(), args.service_account.clone());
+    attrs.insert("csi.storage.k8s.io/ephemeral".into(), "true".into());
+    if let Some(tokens) = tokens {
+        attrs.insert("csi.storage.k8s.io/serviceAccount.tokens".into(), tokens);
+    }
+    serde_json::to_string(&attrs).unwrap_or_else(|_| "{}".into())
+}
+
+/// The tokens JSON from `--token AUDIENCE=FILE` flags.
+fn tokens_json(args: &MountArgs) -> Result<Option<String>, ClientError> {
+    if args.tokens.is_empty() {
+        return Ok(None);
+    }
+    let mut map = serde_json::Map::new();
+    for t in &args.tokens {
+        let token = std::fs::read_to_string(&t.file).map_err(|source| ClientError::Read { path: t.file.clone(), source })?;
+        map.insert(t.audience.clone(), serde_json::json!({"token": token.trim(), "expirationTimestamp": ""}));
+    }
+    Ok(Some(serde_json::Value::Object(map).to_string()))
+}
+
+/// `csi-provider-aws mount`: one mount, or one per `--watch` interval.
+pub async fn mount_command(args: MountArgs) -> Result<(), ClientError> {
+    let text = std::fs::read_to_string(&args.spc).map_err(|source| ClientError::Read { path: args.spc.clone(), source })?;
+    let spc = parse_manifest(&text).map_err(|reason| ClientError::Manifest { path: args.spc.clone(), reason })?;
+    let mut client = connect(&args.socket).await.map_err(|source| ClientError::Connect { path: args.socket.clone(), source })?;
+    loop {
+        let request = MountRequest {
+            attributes: driver_attributes(&spc, &args, tokens_json(&args)?),
+            secrets: "null".into(),
+            target_path: args.target.display().to_string(),
+            permission: "420".into(),
+            current_object_version: Vec::new(),
+        };
+        let response = client
+            .mount(request)
+            .await
+            .map_err(|s| ClientError::Mount { code: s.code(), message: s.message().to_string() })?
+            .into_inner();
+        let outcome = apply(&args.target, &response)?;
+        print_summary(&args.target, &response, outcome);
+        match args.watch {
+            Some(every) => tokio::time::sleep(every.0).await,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Checks the response as the driver does and writes returned files with its layout.
+fn apply(target: &Path, response: &MountResponse) -> Result<Option<WriteOutcome>, ClientError> {
+    if response.object_version.is_empty() {
+        return Err(ClientError::NoVersions);
+    }
+    if response.files.is_empty() {
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    for f in &response.files {
+        crate::params::validate_relative_path(&f.path)
+            .map_err(|e| ClientError::BadPath { path: f.path.clone(), reason: e.to_string() })?;
+        files.push(OutFile { path: f.path.clone(), mode: f.mode as u32, contents: SecretBytes::new(f.contents.clone()) });
+    }
+    Ok(Some(crate::write::write_atomic(target, &files)?))
+}
+
+fn print_summary(target: &Path, response: &MountResponse, outcome: Option<WriteOutcome>) {
+    let how = match outcome {
+        None => "written by the provider",
+        Some(WriteOutcome::Unchanged) => "returned by the provider; unchanged",
+        Some(WriteOutcome::Written { .. }) => "returned by the provider; written",
+    };
+    println!("mounted {} file(s) into {} ({how})", response.object_version.len(), target.display());
+    for v in &response.object_version {
+        let size = std::fs::metadata(target.join(&v.id)).map(|m| m.len().to_string()).unwrap_or_else(|_| "?".into());
+        println!("  {:<40} {:>8} bytes  version {}", v.id, size, v.version);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPC: &str = r#"
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: app-secrets
+spec:
+  provider: aws
+  parameters:
+    region: us-west-2
+    usePodIdentity: "true"
+    objects: |
+      - objectName: db/creds
+        objectType: secretsmanager
+"#;
+
+    #[test]
+    fn manifest_parameters_become_driver_attributes() {
+        let spc = parse_manifest(SPC).expect("parses");
+        assert_eq!(spc.name, "app-secrets");
+        assert_eq!(spc.parameters["usePodIdentity"], "true");
+        assert!(spc.parameters["objects"].contains("db/creds"));
+        assert!(parse_manifest("kind: Pod\nmetadata: {name: x}").is_err());
+    }
+}

@@ -1,0 +1,39 @@
+//! `csi-provider-aws`: flags → logging → run → exit code. The work lives in the library.
+
+use clap::Parser;
+use csi_provider_aws::cli::{Cli, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let command = Cli::parse().into_command();
+    let log = match &command {
+        Command::Serve(args) => &args.log,
+        Command::Mount(args) => &args.log,
+    };
+    if let Err(e) = csi_provider_aws::telemetry::init(log) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => Ok(csi_provider_aws::app::serve(args).await?),
+        Command::Mount(args) => Ok(csi_provider_aws::client::mount_command(args).await?),
+    }
+}

@@ -1,0 +1,318 @@
+//! One `Mount`, end to end: parameters → region → credentials → fetch (with failover) →
+//! render → write into the target path, or return the files in driver-writes mode.
+
+use crate::aws::{AwsCredentials, AwsReader, FetchError, Fetched, ReadItem};
+use crate::codes::ErrorCode;
+use crate::params::{self, MountParams, ObjectSpec, ParamError};
+use crate::render::{self, FileVersion, RenderError};
+use crate::write::{self, OutFile, WriteError, WriteOutcome};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// What the server was configured with that shapes every mount.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    pub kubelet_path: PathBuf,
+    pub driver_writes: bool,
+    /// `AWS_REGION` of the provider, used when the SecretProviderClass names no region.
+    pub default_region: Option<String>,
+}
+
+/// Where a mount's credentials come from.
+#[derive(Debug, Clone)]
+pub enum CredentialSource {
+    /// `--local-credentials`: the process's own chain, for every mount.
+    Local(AwsCredentials),
+    /// The mounting pod's own identity.
+    Pod,
+}
+
+/// One `Mount` request in domain terms.
+#[derive(Debug, Clone)]
+pub struct MountInput {
+    pub attributes: String,
+    pub secrets: String,
+    pub target_path: String,
+    pub permission: String,
+    /// What the driver says the pod holds (v1.5 only): a hint, never relied on.
+    pub current_versions: Vec<FileVersion>,
+}
+
+/// What happened to the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Written into the target path; these paths changed.
+    Written(Vec<String>),
+    /// The target path already held exactly these files: nothing was written.
+    Unchanged,
+    /// Returned to the driver (driver-writes mode).
+    Returned,
+}
+
+/// A successful mount.
+#[derive(Debug)]
+pub struct MountOutput {
+    pub versions: Vec<FileVersion>,
+    /// The files, only in driver-writes mode.
+    pub files: Vec<OutFile>,
+    pub delivery: Delivery,
+    /// Who and what, for logs.
+    pub pod: String,
+    pub objects: usize,
+}
+
+/// A failed mount. Every variant has one stable [`ErrorCode`]; none carries a value or token.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("{mount}: {source}")]
+    Params { mount: String, source: ParamError },
+    #[error("{mount}: {message}")]
+    Region { mount: String, message: String },
+    #[error("{mount}: {message}")]
+    Identity { mount: String, code: ErrorCode, message: String },
+    #[error("{first}{more}")]
+    Fetch { first: FetchError, more: String },
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl MountError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            MountError::Params { source, .. } => source.code(),
+            MountError::Region { .. } => ErrorCode::InvalidParameters,
+            MountError::Identity { code, .. } => *code,
+            MountError::Fetch { first, .. } => first.code,
+            MountError::Render(_) => ErrorCode::JmesPathFailed,
+            MountError::Write(e) => e.code(),
+            MountError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Serves mounts.
+#[derive(Debug)]
+pub struct Mounter {
+    config: MountConfig,
+    aws: AwsReader,
+    credentials: CredentialSource,
+    locks: TargetLocks,
+}
+
+impl Mounter {
+    pub fn new(config: MountConfig, aws: AwsReader, credentials: CredentialSource) -> Self {
+        Mounter { config, aws, credentials, locks: TargetLocks::default() }
+    }
+
+    pub fn config(&self) -> &MountConfig {
+        &self.config
+    }
+
+    /// Runs one mount. On any error nothing is written.
+    pub async fn mount(&self, input: MountInput) -> Result<MountOutput, MountError> {
+        let params = params::parse_mount_request(&input.attributes, &input.secrets, &input.permission)
+            .map_err(|source| MountError::Params { mount: mount_name(&input.attributes), source })?;
+        let target = self.target(&input.target_path)?;
+        let region = self.region(&params)?;
+        check_arn_regions(&params, &region)?;
+        let credentials = self.credentials(&params)?;
+        let fetched = self.fetch(&params, &credentials, &region).await?;
+        let rendered = render::render(&params.objects, &fetched)?;
+        let delivery = self.deliver(target, &rendered.files).await?;
+        let files = if delivery == Delivery::Returned { rendered.files } else { Vec::new() };
+        let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
+        Ok(MountOutput { versions: rendered.versions, files, delivery, pod, objects: params.objects.len() })
+    }
+
+    /// The checked target path, or `None` in driver-writes mode (the driver checks and writes).
+    fn target(&self, target: &str) -> Result<Option<PathBuf>, MountError> {
+        if self.config.driver_writes {
+            return Ok(None);
+        }
+        Ok(Some(write::check_target(&self.config.kubelet_path, target)?))
+    }
+
+    fn region(&self, params: &MountParams) -> Result<String, MountError> {
+        params.region.clone().or_else(|| self.config.default_region.clone()).ok_or_else(|| MountError::Region {
+            mount: params.describe(),
+            message: "no region: set the region parameter in the SecretProviderClass or AWS_REGION on the provider".into(),
+        })
+    }
+
+    fn credentials(&self, params: &MountParams) -> Result<AwsCredentials, MountError> {
+        match &self.credentials {
+            CredentialSource::Local(credentials) => Ok(credentials.clone()),
+            CredentialSource::Pod => Err(MountError::Identity {
+                mount: params.describe(),
+                code: ErrorCode::IdentityFailed,
+                message: "pod identity is not available in this build; run the provider with --local-credentials".into(),
+            }),
+        }
+    }
+
+    /// Reads every object in the primary region; objects that failed transiently are read
+    /// again in the failover region (and only those, and only then).
+    async fn fetch(&self, params: &MountParams, creds: &AwsCredentials, region: &str) -> Result<Vec<Fetched>, MountError> {
+        let items: Vec<ReadItem> = params.objects.iter().map(primary_item).collect();
+        let mut results = self.aws.read(creds, region, &items).await;
+        if let Some(failover_region) = &params.failover_region {
+            self.fail_over(params, creds, failover_region, &mut results).await;
+        }
+        collect(results)
+    }
+
+    async fn fail_over(
+        &self,
+        params: &MountParams,
+        creds: &AwsCredentials,
+        failover_region: &str,
+        results: &mut [Result<Fetched, FetchError>],
+    ) {
+        let retry: Vec<usize> = (0..results.len()).filter(|&i| matches!(&results[i], Err(e) if e.code.is_transient())).collect();
+        if retry.is_empty() {
+            return;
+        }
+        tracing::warn!(objects = retry.len(), region = failover_region, "primary region failed transiently; reading from the failover region");
+        let items: Vec<ReadItem> = retry.iter().map(|&i| failover_item(&params.objects[i])).collect();
+        let second = self.aws.read(creds, failover_region, &items).await;
+        for (i, result) in retry.into_iter().zip(second) {
+            let primary = results[i].as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+            results[i] = result.map_err(|mut e| {
+                e.reason = format!("{}; the primary region failed first: {primary}", e.reason);
+                e
+            });
+        }
+    }
+
+    async fn deliver(&self, target: Option<PathBuf>, files: &[OutFile]) -> Result<Delivery, MountError> {
+        let Some(target) = target else { return Ok(Delivery::Returned) };
+        let lock = self.locks.get(&target);
+        let _guard = lock.lock().await;
+        let files = files.to_vec();
+        let path = target.clone();
+        let outcome = tokio::task::spawn_blocking(move || write::write_atomic(&path, &files))
+            .await
+            .map_err(|e| MountError::Internal(format!("the write task failed: {e}")))??;
+        drop(_guard);
+        self.locks.release(&target);
+        Ok(match outcome {
+            WriteOutcome::Unchanged => Delivery::Unchanged,
+            WriteOutcome::Written { changed } => Delivery::Written(changed),
+        })
+    }
+}
+
+fn primary_item(object: &ObjectSpec) -> ReadItem {
+    ReadItem {
+        name: object.name.clone(),
+        object_type: object.object_type,
+        version_id: object.version_id.clone(),
+        version_label: object.version_label.clone(),
+    }
+}
+
+fn failover_item(object: &ObjectSpec) -> ReadItem {
+    match &object.failover {
+        Some(f) => ReadItem {
+            name: f.name.clone(),
+            object_type: object.object_type,
+            version_id: f.version_id.clone(),
+            version_label: f.version_label.clone(),
+        },
+        None => primary_item(object),
+    }
+}
+
+/// All values, or the most telling failure: a permanent one before a transient one (a retry
+/// cannot fix a mount in which anything failed permanently).
+fn collect(results: Vec<Result<Fetched, FetchError>>) -> Result<Vec<Fetched>, MountError> {
+    let mut errors: Vec<FetchError> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+    if errors.is_empty() {
+        return Ok(results.into_iter().flatten().collect());
+    }
+    errors.sort_by_key(|e| e.code.is_transient());
+    let first = errors.remove(0);
+    let more = match errors.len() {
+        0 => String::new(),
+        n => {
+            let names: Vec<String> = errors.iter().map(|e| format!("{:?}", e.object)).collect();
+            format!(" (and {n} more failed: {})", names.join(", "))
+        }
+    };
+    Err(MountError::Fetch { first, more })
+}
+
+/// Every ARN objectName must be in the mount's region, as the Go provider requires.
+fn check_arn_regions(params: &MountParams, region: &str) -> Result<(), MountError> {
+    for object in &params.objects {
+        if let Some(arn_region) = object.arn_region.as_deref().filter(|r| *r != region) {
+            return Err(MountError::Region {
+                mount: params.describe(),
+                message: format!(
+                    "objects[{}] ({:?}): ARN region {arn_region} must match region {region}",
+                    object.index, object.name
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Names the mount from raw attributes when they could not be parsed.
+fn mount_name(attributes: &str) -> String {
+    let parsed: Option<HashMap<String, serde_json::Value>> = serde_json::from_str(attributes).ok();
+    let get = |k: &str| parsed.as_ref().and_then(|m| m.get(k)).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let (ns, spc, pod) = (get("csi.storage.k8s.io/pod.namespace"), get("secretProviderClass"), get("csi.storage.k8s.io/pod.name"));
+    match (spc.is_empty(), pod.is_empty()) {
+        (false, _) => format!("SecretProviderClass {ns}/{spc}"),
+        (true, false) => format!("pod {ns}/{pod}"),
+        (true, true) => "mount request".to_string(),
+    }
+}
+
+/// One lock per target path, so a driver retry never races a write still in progress.
+#[derive(Debug, Default)]
+struct TargetLocks(Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>);
+
+impl TargetLocks {
+    fn get(&self, target: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(target.to_path_buf()).or_default().clone()
+    }
+
+    fn release(&self, target: &Path) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(target).is_some_and(|l| Arc::strong_count(l) == 1) {
+            map.remove(target);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::SecretBytes;
+
+    fn failed(object: &str, code: ErrorCode) -> Result<Fetched, FetchError> {
+        Err(FetchError { code, object: object.into(), store: "secretsmanager", region: "us-west-2".into(), aws_code: None, reason: "r".into() })
+    }
+
+    #[test]
+    fn a_permanent_failure_wins_over_a_transient_one() {
+        let ok = Ok(Fetched { value: SecretBytes::from("v"), version: "1".into() });
+        let err = collect(vec![ok, failed("a", ErrorCode::Throttled), failed("b", ErrorCode::NotFound)]).expect_err("fails");
+        assert_eq!(err.code(), ErrorCode::NotFound);
+        assert_eq!(err.to_string(), r#"object "b" (secretsmanager, us-west-2): r (and 1 more failed: "a")"#);
+    }
+
+    #[test]
+    fn unparsable_attributes_still_name_the_mount() {
+        assert_eq!(mount_name(r#"{"secretProviderClass":"spc","csi.storage.k8s.io/pod.namespace":"ns"}"#), "SecretProviderClass ns/spc");
+        assert_eq!(mount_name("not json"), "mount request");
+    }
+}

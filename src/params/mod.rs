@@ -1,0 +1,143 @@
+//! SecretProviderClass parameters: the `attributes` JSON the driver sends, the `objects`
+//! descriptors inside it, and the file names they resolve to. Everything here is pure: no I/O.
+//!
+//! Input is lenient where existing manifests rely on it (descriptor keys match
+//! case-insensitively, unknown keys are ignored) and strict where a mistake would mount the
+//! wrong thing (collisions, bad paths, bad modes).
+
+mod attributes;
+mod error;
+mod naming;
+mod objects;
+
+pub use attributes::{parse_mount_request, parse_permission};
+pub use error::ParamError;
+pub use naming::validate_relative_path;
+
+use crate::secret::SecretString;
+use std::collections::BTreeMap;
+
+/// The two AWS stores an object can come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectType {
+    SecretsManager,
+    Parameter,
+}
+
+impl ObjectType {
+    /// The name used in errors and logs (`secretsmanager`, `ssmparameter`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectType::SecretsManager => "secretsmanager",
+            ObjectType::Parameter => "ssmparameter",
+        }
+    }
+}
+
+/// Pod Identity agent address family preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressType {
+    Ipv4,
+    Ipv6,
+    #[default]
+    Auto,
+}
+
+/// One `jmesPath` entry of an object: one extra file extracted from a JSON value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JmesEntry {
+    /// The JMESPath expression as written.
+    pub path: String,
+    /// The resolved file name (translation applied, validated).
+    pub file_name: String,
+    /// Mode bits for the file.
+    pub mode: u32,
+}
+
+/// The object to read in the failover region instead of the primary one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverObject {
+    pub name: String,
+    pub version_id: Option<String>,
+    pub version_label: Option<String>,
+}
+
+/// One entry of `objects`, validated and with its file name resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSpec {
+    /// Position in the `objects` list (0-based), for error messages.
+    pub index: usize,
+    /// `objectName` as written (a name or a full ARN).
+    pub name: String,
+    /// The region of an ARN `objectName` (checked against the mount's region once it is known).
+    pub arn_region: Option<String>,
+    pub object_type: ObjectType,
+    /// `objectVersion`: Secrets Manager VersionId, or Parameter Store version number.
+    pub version_id: Option<String>,
+    /// `objectVersionLabel`: Secrets Manager staging label, or Parameter Store label.
+    pub version_label: Option<String>,
+    /// The resolved file name (alias or name, translation applied, validated).
+    pub file_name: String,
+    /// Mode bits for the file (`filePermission`, else the request's `permission`).
+    pub mode: u32,
+    pub jmes: Vec<JmesEntry>,
+    pub failover: Option<FailoverObject>,
+}
+
+/// Who is mounting: the `csi.storage.k8s.io/*` keys kubelet adds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodInfo {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub service_account: String,
+}
+
+/// One service-account token the driver passed, for one audience.
+#[derive(Debug, Clone)]
+pub struct ServiceAccountToken {
+    pub token: SecretString,
+    /// RFC 3339 as sent; empty when absent.
+    pub expiration: String,
+}
+
+/// Endpoint overrides a SecretProviderClass asks for (admitted only when allowlisted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointParams {
+    pub secrets_manager: Option<String>,
+    pub ssm: Option<String>,
+    pub sts: Option<String>,
+    pub failover_secrets_manager: Option<String>,
+    pub failover_ssm: Option<String>,
+    pub failover_sts: Option<String>,
+}
+
+/// Everything one `Mount` asks for, parsed and validated.
+#[derive(Debug, Clone)]
+pub struct MountParams {
+    /// `secretProviderClass` attribute when present (absent on v1.5 rotation calls).
+    pub spc_name: Option<String>,
+    pub pod: PodInfo,
+    pub objects: Vec<ObjectSpec>,
+    /// `region` parameter, when set.
+    pub region: Option<String>,
+    /// `failoverRegion` parameter, when set.
+    pub failover_region: Option<String>,
+    pub use_pod_identity: bool,
+    pub preferred_address_type: AddressType,
+    pub endpoints: EndpointParams,
+    /// Tokens keyed by audience (from attributes, else from `secrets`). Empty when none.
+    pub tokens: BTreeMap<String, ServiceAccountToken>,
+    /// The request's default mode (`permission`).
+    pub default_mode: u32,
+}
+
+impl MountParams {
+    /// How to name this mount in messages: the SecretProviderClass, else the pod.
+    pub fn describe(&self) -> String {
+        match &self.spc_name {
+            Some(spc) => format!("SecretProviderClass {}/{}", self.pod.namespace, spc),
+            None => format!("pod {}/{}", self.pod.namespace, self.pod.name),
+        }
+    }
+}

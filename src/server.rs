@@ -1,0 +1,145 @@
+//! The socket's lifecycle: replace a stale socket, bind owner-only, serve, and on SIGTERM or
+//! SIGINT unlink the socket (new connections are refused), let in-flight mounts finish within
+//! the grace period (a second signal aborts), exit cleanly.
+
+use crate::authority::AuthorityFix;
+use crate::pb::csi_driver_provider_server::CsiDriverProviderServer;
+use crate::service::ProviderService;
+use futures::TryStreamExt;
+use std::future::Future;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot create the socket directory {path}: {source}")]
+    Directory { path: PathBuf, source: std::io::Error },
+    #[error("{path} exists and is not a socket; refusing to replace it")]
+    NotASocket { path: PathBuf },
+    #[error("another provider is already serving on {path}")]
+    InUse { path: PathBuf },
+    #[error("cannot bind {path}: {source}")]
+    Bind { path: PathBuf, source: std::io::Error },
+    #[error("the gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A bound, owner-only provider socket.
+#[derive(Debug)]
+pub struct Socket {
+    path: PathBuf,
+    listener: UnixListener,
+}
+
+impl Socket {
+    /// Binds `<dir>/<name>.sock`, replacing a stale socket. The socket is bound under a
+    /// temporary name, made owner-only, then renamed into place, so it is never reachable with
+    /// looser permissions.
+    pub fn bind(dir: &Path, name: &str) -> Result<Socket, ServerError> {
+        std::fs::create_dir_all(dir).map_err(|source| ServerError::Directory { path: dir.to_path_buf(), source })?;
+        let path = dir.join(format!("{name}.sock"));
+        remove_stale(&path)?;
+        let temp = dir.join(format!(".{name}.sock.{}", std::process::id()));
+        let _ = std::fs::remove_file(&temp);
+        let bind_err = |source| ServerError::Bind { path: path.clone(), source };
+        let listener = UnixListener::bind(&temp).map_err(bind_err)?;
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+        std::fs::rename(&temp, &path).map_err(bind_err)?;
+        Ok(Socket { path, listener })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serves until `shutdown` resolves, then drains for at most `grace` (or until `abort`).
+    pub async fn serve(
+        self,
+        service: ProviderService,
+        shutdown: impl Future<Output = ()>,
+        abort: impl Future<Output = ()>,
+        grace: Duration,
+    ) -> Result<(), ServerError> {
+        let Socket { path, listener } = self;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let incoming = UnixListenerStream::new(listener).map_ok(AuthorityFix::new);
+        let server = tonic::transport::Server::builder()
+            .add_service(CsiDriverProviderServer::new(service))
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stop_rx.await;
+            });
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => return finish(&path, result),
+            () = shutdown => {}
+        }
+        tracing::info!(grace = ?grace, "shutting down: no new connections, letting in-flight mounts finish");
+        let _ = std::fs::remove_file(&path);
+        let _ = stop_tx.send(());
+        tokio::select! {
+            result = &mut server => finish(&path, result),
+            () = tokio::time::sleep(grace) => {
+                tracing::warn!("grace period over; abandoning in-flight mounts");
+                Ok(())
+            }
+            () = abort => {
+                tracing::warn!("second signal; aborting in-flight mounts");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn finish(path: &Path, result: Result<(), tonic::transport::Error>) -> Result<(), ServerError> {
+    let _ = std::fs::remove_file(path);
+    result.map_err(ServerError::from)
+}
+
+/// Removes a socket left by a previous run; refuses a live socket or a non-socket file.
+fn remove_stale(path: &Path) -> Result<(), ServerError> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(()) };
+    if !meta.file_type().is_socket() {
+        return Err(ServerError::NotASocket { path: path.to_path_buf() });
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(ServerError::InUse { path: path.to_path_buf() });
+    }
+    tracing::info!(socket = %path.display(), "removing a stale socket");
+    std::fs::remove_file(path).map_err(|source| ServerError::Bind { path: path.to_path_buf(), source })
+}
+
+/// Resolves on the `n`-th SIGTERM or SIGINT (counted together).
+pub async fn signal(n: usize) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    for _ in 0..n {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn binds_owner_only_and_replaces_a_stale_socket() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stale = std::os::unix::net::UnixListener::bind(dir.path().join("aws.sock")).expect("bind");
+        drop(stale);
+        let socket = Socket::bind(dir.path(), "aws").expect("replaces the stale socket");
+        let mode = std::fs::metadata(socket.path()).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(matches!(Socket::bind(dir.path(), "aws"), Err(ServerError::InUse { .. })));
+        std::fs::write(dir.path().join("x.sock"), b"").expect("write");
+        assert!(matches!(Socket::bind(dir.path(), "x"), Err(ServerError::NotASocket { .. })));
+    }
+}

@@ -1,0 +1,117 @@
+//! The gRPC service: protobuf ⇄ domain types, and the one place errors become gRPC statuses.
+//! Nothing else here: the work is in [`crate::mount`].
+
+use crate::codes::ErrorCode;
+use crate::mount::{Delivery, MountError, MountInput, MountOutput, Mounter};
+use crate::pb::csi_driver_provider_server::CsiDriverProvider;
+use crate::pb::{File, MountRequest, MountResponse, ObjectVersion, VersionRequest, VersionResponse};
+use crate::render::FileVersion;
+use std::sync::Arc;
+use std::time::Instant;
+use tonic::{Code, Request, Response, Status};
+
+/// The provider API on top of a [`Mounter`].
+#[derive(Debug, Clone)]
+pub struct ProviderService {
+    mounter: Arc<Mounter>,
+}
+
+impl ProviderService {
+    pub fn new(mounter: Arc<Mounter>) -> Self {
+        ProviderService { mounter }
+    }
+}
+
+#[tonic::async_trait]
+impl CsiDriverProvider for ProviderService {
+    async fn version(&self, _request: Request<VersionRequest>) -> Result<Response<VersionResponse>, Status> {
+        Ok(Response::new(VersionResponse {
+            version: "v1alpha1".into(),
+            runtime_name: crate::RUNTIME_NAME.into(),
+            runtime_version: crate::RUNTIME_VERSION.into(),
+        }))
+    }
+
+    async fn mount(&self, request: Request<MountRequest>) -> Result<Response<MountResponse>, Status> {
+        let started = Instant::now();
+        let input = input_from(request.into_inner());
+        let result = self.mounter.mount(input).await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok(output) => {
+                log_success(&output, elapsed_ms);
+                Ok(Response::new(response_from(output)))
+            }
+            Err(err) => {
+                tracing::warn!(code = %err.code(), error = %err, duration_ms = elapsed_ms, "mount failed");
+                Err(status_from(&err))
+            }
+        }
+    }
+}
+
+fn input_from(request: MountRequest) -> MountInput {
+    MountInput {
+        attributes: request.attributes,
+        secrets: request.secrets,
+        target_path: request.target_path,
+        permission: request.permission,
+        current_versions: request
+            .current_object_version
+            .into_iter()
+            .map(|v| FileVersion { id: v.id, version: v.version })
+            .collect(),
+    }
+}
+
+fn response_from(output: MountOutput) -> MountResponse {
+    MountResponse {
+        object_version: output.versions.into_iter().map(|v| ObjectVersion { id: v.id, version: v.version }).collect(),
+        error: None,
+        files: output
+            .files
+            .into_iter()
+            .map(|f| File { path: f.path.clone(), mode: f.mode as i32, contents: f.contents.expose().to_vec() })
+            .collect(),
+    }
+}
+
+fn log_success(output: &MountOutput, elapsed_ms: f64) {
+    let (delivery, changed) = match &output.delivery {
+        Delivery::Written(changed) => ("written", changed.len()),
+        Delivery::Unchanged => ("unchanged", 0),
+        Delivery::Returned => ("returned", output.files.len()),
+    };
+    tracing::info!(pod = %output.pod, objects = output.objects, files = output.versions.len(), delivery, changed, duration_ms = elapsed_ms, "mount succeeded");
+}
+
+/// The gRPC status for a failed mount: the message starts with the stable code; only
+/// transient failures are `UNAVAILABLE` (the one code the driver retries).
+pub fn status_from(err: &MountError) -> Status {
+    let code = err.code();
+    Status::new(grpc_code(code), format!("{code}: {err}"))
+}
+
+fn grpc_code(code: ErrorCode) -> Code {
+    match code {
+        ErrorCode::InvalidParameters | ErrorCode::JmesPathFailed | ErrorCode::InvalidTarget => Code::InvalidArgument,
+        ErrorCode::TokenMissing => Code::Unauthenticated,
+        ErrorCode::IdentityFailed | ErrorCode::AccessDenied => Code::PermissionDenied,
+        ErrorCode::NotFound => Code::NotFound,
+        ErrorCode::Throttled | ErrorCode::EndpointUnreachable => Code::Unavailable,
+        ErrorCode::AwsError => Code::FailedPrecondition,
+        ErrorCode::WriteFailed | ErrorCode::Internal => Code::Internal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transient_codes_are_unavailable() {
+        for code in ErrorCode::ALL {
+            assert_eq!(grpc_code(code) == Code::Unavailable, code.is_transient(), "{code}");
+        }
+    }
+}
