@@ -33,7 +33,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
     let env = |k: &str| std::env::var(k).ok();
     let mounter = mounter(&args, env).await;
     if args.local_credentials {
-        tracing::warn!("--local-credentials: EVERY mount reads AWS with this process's own credentials, not the pod's; use only on a laptop or in the quick start");
+        tracing::warn!(
+            "--local-credentials: EVERY mount reads AWS with this process's own credentials, not the pod's; use only on a laptop or in the quick start"
+        );
     }
     log_endpoints(&args);
     let socket = Socket::bind(&args.provider_volume, &args.provider_name)?;

@@ -216,7 +216,8 @@ mod tests {
 
     #[test]
     fn bare_flags_serve_with_go_chart_forms() {
-        let s = serve(&["--provider-volume=/etc/kubernetes/secrets-store-csi-providers", "--driver-writes-secrets=true"]);
+        let s =
+            serve(&["--provider-volume=/etc/kubernetes/secrets-store-csi-providers", "--driver-writes-secrets=true"]);
         assert_eq!(s.provider_volume, PathBuf::from("/etc/kubernetes/secrets-store-csi-providers"));
         assert!(s.driver_writes_secrets);
         assert_eq!(s.provider_name, "aws");
@@ -227,10 +228,19 @@ mod tests {
 
     #[test]
     fn durations_and_endpoints() {
-        let s = serve(&["--shutdown-grace-period", "500ms", "--endpoint", "sts@us-east-1=https://vpce-1.sts.us-east-1.vpce.amazonaws.com", "--endpoint=ssm=http://127.0.0.1:5000"]);
+        let s = serve(&[
+            "--shutdown-grace-period",
+            "500ms",
+            "--endpoint",
+            "sts@us-east-1=https://vpce-1.sts.us-east-1.vpce.amazonaws.com",
+            "--endpoint=ssm=http://127.0.0.1:5000",
+        ]);
         assert_eq!(s.shutdown_grace_period, Dur(Duration::from_millis(500)));
         assert_eq!(s.endpoints[0].region.as_deref(), Some("us-east-1"));
-        assert_eq!(s.endpoints[1], EndpointFlag { service: "ssm".into(), region: None, url: "http://127.0.0.1:5000".into() });
+        assert_eq!(
+            s.endpoints[1],
+            EndpointFlag { service: "ssm".into(), region: None, url: "http://127.0.0.1:5000".into() }
+        );
         assert_eq!("2m".parse::<Dur>(), Ok(Dur(Duration::from_secs(120))));
     }
 
@@ -252,7 +262,17 @@ mod tests {
 
     #[test]
     fn mount_subcommand() {
-        match parse(&["mount", "--spc", "a.yaml", "--target", "/t", "--token", "sts.amazonaws.com=/tok", "--watch", "30s"]) {
+        match parse(&[
+            "mount",
+            "--spc",
+            "a.yaml",
+            "--target",
+            "/t",
+            "--token",
+            "sts.amazonaws.com=/tok",
+            "--watch",
+            "30s",
+        ]) {
             Command::Mount(m) => {
                 assert_eq!(m.tokens[0].audience, "sts.amazonaws.com");
                 assert_eq!(m.watch, Some(Dur(Duration::from_secs(30))));

@@ -62,7 +62,9 @@ pub fn parse_manifest(text: &str) -> Result<SpcManifest, String> {
         return Err("kind is not SecretProviderClass".into());
     }
     let meta = doc.get("metadata");
-    let text_at = |v: Option<&serde_yaml_ng::Value>, key: &str| v.and_then(|m| m.get(key)).and_then(|n| n.as_str()).map(str::to_string);
+    let text_at = |v: Option<&serde_yaml_ng::Value>, key: &str| {
+        v.and_then(|m| m.get(key)).and_then(|n| n.as_str()).map(str::to_string)
+    };
     let name = text_at(meta, "name").ok_or("metadata.name is missing")?;
     let mut parameters = BTreeMap::new();
     if let Some(map) = doc.get("spec").and_then(|s| s.get("parameters")).and_then(|p| p.as_mapping()) {
@@ -108,7 +110,8 @@ fn tokens_json(args: &MountArgs) -> Result<Option<String>, ClientError> {
     }
     let mut map = serde_json::Map::new();
     for t in &args.tokens {
-        let token = std::fs::read_to_string(&t.file).map_err(|source| ClientError::Read { path: t.file.clone(), source })?;
+        let token =
+            std::fs::read_to_string(&t.file).map_err(|source| ClientError::Read { path: t.file.clone(), source })?;
         map.insert(t.audience.clone(), serde_json::json!({"token": token.trim(), "expirationTimestamp": ""}));
     }
     Ok(Some(serde_json::Value::Object(map).to_string()))
@@ -116,9 +119,11 @@ fn tokens_json(args: &MountArgs) -> Result<Option<String>, ClientError> {
 
 /// `csi-provider-aws mount`: one mount, or one per `--watch` interval.
 pub async fn mount_command(args: MountArgs) -> Result<(), ClientError> {
-    let text = std::fs::read_to_string(&args.spc).map_err(|source| ClientError::Read { path: args.spc.clone(), source })?;
+    let text =
+        std::fs::read_to_string(&args.spc).map_err(|source| ClientError::Read { path: args.spc.clone(), source })?;
     let spc = parse_manifest(&text).map_err(|reason| ClientError::Manifest { path: args.spc.clone(), reason })?;
-    let mut client = connect(&args.socket).await.map_err(|source| ClientError::Connect { path: args.socket.clone(), source })?;
+    let mut client =
+        connect(&args.socket).await.map_err(|source| ClientError::Connect { path: args.socket.clone(), source })?;
     loop {
         let request = MountRequest {
             attributes: driver_attributes(&spc, &args, tokens_json(&args)?),
@@ -153,7 +158,11 @@ fn apply(target: &Path, response: &MountResponse) -> Result<Option<WriteOutcome>
     for f in &response.files {
         crate::params::validate_relative_path(&f.path)
             .map_err(|e| ClientError::BadPath { path: f.path.clone(), reason: e.to_string() })?;
-        files.push(OutFile { path: f.path.clone(), mode: f.mode as u32, contents: SecretBytes::new(f.contents.clone()) });
+        files.push(OutFile {
+            path: f.path.clone(),
+            mode: f.mode as u32,
+            contents: SecretBytes::new(f.contents.clone()),
+        });
     }
     Ok(Some(crate::write::write_atomic(target, &files)?))
 }

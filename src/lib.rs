@@ -5,8 +5,8 @@
 //! [`params`], [`mount`] resolves identity and reads AWS through [`aws`], renders files
 //! ([`jmes`]) and writes them ([`write`]) or returns them; [`versions`] reports what was mounted.
 
-pub mod authority;
 pub mod app;
+pub mod authority;
 pub mod aws;
 pub mod cli;
 pub mod client;

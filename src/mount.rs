@@ -72,7 +72,7 @@ pub enum MountError {
     #[error("{mount}: {message}")]
     Identity { mount: String, code: ErrorCode, message: String },
     #[error("{first}{more}")]
-    Fetch { first: FetchError, more: String },
+    Fetch { first: Box<FetchError>, more: String },
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
@@ -140,7 +140,8 @@ impl Mounter {
     fn region(&self, params: &MountParams) -> Result<String, MountError> {
         params.region.clone().or_else(|| self.config.default_region.clone()).ok_or_else(|| MountError::Region {
             mount: params.describe(),
-            message: "no region: set the region parameter in the SecretProviderClass or AWS_REGION on the provider".into(),
+            message: "no region: set the region parameter in the SecretProviderClass or AWS_REGION on the provider"
+                .into(),
         })
     }
 
@@ -150,14 +151,20 @@ impl Mounter {
             CredentialSource::Pod => Err(MountError::Identity {
                 mount: params.describe(),
                 code: ErrorCode::IdentityFailed,
-                message: "pod identity is not available in this build; run the provider with --local-credentials".into(),
+                message: "pod identity is not available in this build; run the provider with --local-credentials"
+                    .into(),
             }),
         }
     }
 
     /// Reads every object in the primary region; objects that failed transiently are read
     /// again in the failover region (and only those, and only then).
-    async fn fetch(&self, params: &MountParams, creds: &AwsCredentials, region: &str) -> Result<Vec<Fetched>, MountError> {
+    async fn fetch(
+        &self,
+        params: &MountParams,
+        creds: &AwsCredentials,
+        region: &str,
+    ) -> Result<Vec<Fetched>, MountError> {
         let items: Vec<ReadItem> = params.objects.iter().map(primary_item).collect();
         let mut results = self.aws.read(creds, region, &items).await;
         if let Some(failover_region) = &params.failover_region {
@@ -173,11 +180,16 @@ impl Mounter {
         failover_region: &str,
         results: &mut [Result<Fetched, FetchError>],
     ) {
-        let retry: Vec<usize> = (0..results.len()).filter(|&i| matches!(&results[i], Err(e) if e.code.is_transient())).collect();
+        let retry: Vec<usize> =
+            (0..results.len()).filter(|&i| matches!(&results[i], Err(e) if e.code.is_transient())).collect();
         if retry.is_empty() {
             return;
         }
-        tracing::warn!(objects = retry.len(), region = failover_region, "primary region failed transiently; reading from the failover region");
+        tracing::warn!(
+            objects = retry.len(),
+            region = failover_region,
+            "primary region failed transiently; reading from the failover region"
+        );
         let items: Vec<ReadItem> = retry.iter().map(|&i| failover_item(&params.objects[i])).collect();
         let second = self.aws.read(creds, failover_region, &items).await;
         for (i, result) in retry.into_iter().zip(second) {
@@ -244,7 +256,7 @@ fn collect(results: Vec<Result<Fetched, FetchError>>) -> Result<Vec<Fetched>, Mo
             format!(" (and {n} more failed: {})", names.join(", "))
         }
     };
-    Err(MountError::Fetch { first, more })
+    Err(MountError::Fetch { first: Box::new(first), more })
 }
 
 /// Every ARN objectName must be in the mount's region, as the Go provider requires.
@@ -267,7 +279,8 @@ fn check_arn_regions(params: &MountParams, region: &str) -> Result<(), MountErro
 fn mount_name(attributes: &str) -> String {
     let parsed: Option<HashMap<String, serde_json::Value>> = serde_json::from_str(attributes).ok();
     let get = |k: &str| parsed.as_ref().and_then(|m| m.get(k)).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let (ns, spc, pod) = (get("csi.storage.k8s.io/pod.namespace"), get("secretProviderClass"), get("csi.storage.k8s.io/pod.name"));
+    let (ns, spc, pod) =
+        (get("csi.storage.k8s.io/pod.namespace"), get("secretProviderClass"), get("csi.storage.k8s.io/pod.name"));
     match (spc.is_empty(), pod.is_empty()) {
         (false, _) => format!("SecretProviderClass {ns}/{spc}"),
         (true, false) => format!("pod {ns}/{pod}"),
@@ -299,20 +312,31 @@ mod tests {
     use crate::secret::SecretBytes;
 
     fn failed(object: &str, code: ErrorCode) -> Result<Fetched, FetchError> {
-        Err(FetchError { code, object: object.into(), store: "secretsmanager", region: "us-west-2".into(), aws_code: None, reason: "r".into() })
+        Err(FetchError {
+            code,
+            object: object.into(),
+            store: "secretsmanager",
+            region: "us-west-2".into(),
+            aws_code: None,
+            reason: "r".into(),
+        })
     }
 
     #[test]
     fn a_permanent_failure_wins_over_a_transient_one() {
         let ok = Ok(Fetched { value: SecretBytes::from("v"), version: "1".into() });
-        let err = collect(vec![ok, failed("a", ErrorCode::Throttled), failed("b", ErrorCode::NotFound)]).expect_err("fails");
+        let err =
+            collect(vec![ok, failed("a", ErrorCode::Throttled), failed("b", ErrorCode::NotFound)]).expect_err("fails");
         assert_eq!(err.code(), ErrorCode::NotFound);
         assert_eq!(err.to_string(), r#"object "b" (secretsmanager, us-west-2): r (and 1 more failed: "a")"#);
     }
 
     #[test]
     fn unparsable_attributes_still_name_the_mount() {
-        assert_eq!(mount_name(r#"{"secretProviderClass":"spc","csi.storage.k8s.io/pod.namespace":"ns"}"#), "SecretProviderClass ns/spc");
+        assert_eq!(
+            mount_name(r#"{"secretProviderClass":"spc","csi.storage.k8s.io/pod.namespace":"ns"}"#),
+            "SecretProviderClass ns/spc"
+        );
         assert_eq!(mount_name("not json"), "mount request");
     }
 }

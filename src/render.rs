@@ -100,6 +100,9 @@ mod tests {
         let rds = object("rds", vec![entry("nope", "x", 0o644)]);
         let value = Fetched { value: SecretBytes::from(r#"{"a":"b"}"#), version: "1".into() };
         let err = render(&[rds], &[value]).expect_err("missing key");
-        assert_eq!(err.to_string(), r#"object "rds" (objects[0]): jmesPath "nope": no such key (the expression matched nothing)"#);
+        assert_eq!(
+            err.to_string(),
+            r#"object "rds" (objects[0]): jmesPath "nope": no such key (the expression matched nothing)"#
+        );
     }
 }

@@ -4,11 +4,11 @@
 use super::{AwsCredentials, Endpoints, FetchError, Fetched, ReadItem, Service, UserAgentTag};
 use crate::params::ObjectType;
 use aws_config::BehaviorVersion;
+use aws_config::Region;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::identity::SharedIdentityCache;
-use aws_config::Region;
 use std::time::Duration;
 
 /// What the admin configured for AWS access.
@@ -71,7 +71,12 @@ impl AwsReader {
 
     /// Reads every item; one result per item, in order. Secrets Manager and Parameter Store
     /// reads run concurrently.
-    pub async fn read(&self, credentials: &AwsCredentials, region: &str, items: &[ReadItem]) -> Vec<Result<Fetched, FetchError>> {
+    pub async fn read(
+        &self,
+        credentials: &AwsCredentials,
+        region: &str,
+        items: &[ReadItem],
+    ) -> Vec<Result<Fetched, FetchError>> {
         let (secrets, params): (Vec<_>, Vec<_>) =
             items.iter().enumerate().partition(|(_, i)| i.object_type == ObjectType::SecretsManager);
         let sm = super::secrets_manager::read_all(self, credentials, region, &secrets);
@@ -95,10 +100,7 @@ impl ClientParts {
     }
 
     pub fn identity_cache(&self) -> SharedIdentityCache {
-        self.credentials
-            .cache
-            .clone()
-            .unwrap_or_else(|| aws_config::identity::IdentityCache::no_cache())
+        self.credentials.cache.clone().unwrap_or_else(aws_config::identity::IdentityCache::no_cache)
     }
 }
 

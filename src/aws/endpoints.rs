@@ -33,9 +33,7 @@ impl Service {
     }
 
     fn from_flag(name: &str) -> Option<Service> {
-        [Service::SecretsManager, Service::Ssm, Service::Sts]
-            .into_iter()
-            .find(|s| s.as_str() == name)
+        [Service::SecretsManager, Service::Ssm, Service::Sts].into_iter().find(|s| s.as_str() == name)
     }
 }
 
@@ -112,14 +110,21 @@ mod tests {
     #[test]
     fn precedence_follows_the_table() {
         let flags = [flag("secretsmanager@us-west-2=https://vpce-a.example"), flag("secretsmanager=https://b.example")];
-        let e = Endpoints::new(&flags, env(&[("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://c"), ("AWS_ENDPOINT_URL", "http://d")]));
+        let e = Endpoints::new(
+            &flags,
+            env(&[("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://c"), ("AWS_ENDPOINT_URL", "http://d")]),
+        );
         let url = |svc, region, spc| e.resolve(svc, region, spc).map(|r| r.url);
         assert_eq!(url(Service::SecretsManager, "us-west-2", Some("https://spc")), Some("https://spc".into()));
         assert_eq!(url(Service::SecretsManager, "us-west-2", None), Some("https://vpce-a.example".into()));
         assert_eq!(url(Service::SecretsManager, "eu-west-1", None), Some("https://b.example".into()));
         assert_eq!(url(Service::Ssm, "eu-west-1", None), Some("http://d".into()));
-        let only_service_env = Endpoints::new(&[], env(&[("AWS_ENDPOINT_URL_SSM", "http://s"), ("AWS_ENDPOINT_URL", "http://d")]));
-        assert_eq!(only_service_env.resolve(Service::Ssm, "x", None).map(|r| r.source), Some(EndpointSource::ServiceEnv));
+        let only_service_env =
+            Endpoints::new(&[], env(&[("AWS_ENDPOINT_URL_SSM", "http://s"), ("AWS_ENDPOINT_URL", "http://d")]));
+        assert_eq!(
+            only_service_env.resolve(Service::Ssm, "x", None).map(|r| r.source),
+            Some(EndpointSource::ServiceEnv)
+        );
         assert_eq!(Endpoints::new(&[], env(&[])).resolve(Service::Sts, "us-east-1", None), None);
     }
 }

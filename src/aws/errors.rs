@@ -18,20 +18,41 @@ pub struct Failure {
 }
 
 /// Error codes that mean "the object (or the version asked for) does not exist".
-const NOT_FOUND: &[&str] = &["ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound", "ParameterVersionLabelNotFound"];
+const NOT_FOUND: &[&str] =
+    &["ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound", "ParameterVersionLabelNotFound"];
 /// Error codes that mean "not allowed".
 const DENIED: &[&str] = &[
-    "AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "InvalidSignatureException",
-    "ExpiredTokenException", "ExpiredToken", "InvalidClientTokenId", "SignatureDoesNotMatch",
-    "KMSAccessDeniedException", "IncompleteSignature", "MissingAuthenticationToken",
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+    "ExpiredToken",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "KMSAccessDeniedException",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
 ];
 /// Error codes that mean "slow down".
 const THROTTLED: &[&str] = &[
-    "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
-    "ThrottledException", "RequestThrottled", "RequestThrottledException", "SlowDown",
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "SlowDown",
 ];
 /// Error codes that mean "AWS had a problem": transient.
-const SERVER: &[&str] = &["InternalServiceError", "InternalServiceErrorException", "InternalServerError", "InternalFailure", "ServiceUnavailable"];
+const SERVER: &[&str] = &[
+    "InternalServiceError",
+    "InternalServiceErrorException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+];
 
 /// The stable code for an AWS error code and HTTP status.
 pub fn code_for(aws_code: Option<&str>, status: u16) -> ErrorCode {
@@ -60,7 +81,9 @@ where
         SdkError::ServiceError(service) => from_metadata(service.err(), service.raw().status().as_u16()),
         SdkError::ResponseError(resp) => from_unparsable(resp.raw().status().as_u16(), err),
         SdkError::TimeoutError(_) => transport(format!("timed out: {}", DisplayErrorContext(err))),
-        SdkError::DispatchFailure(_) => transport(format!("could not reach the endpoint: {}", DisplayErrorContext(err))),
+        SdkError::DispatchFailure(_) => {
+            transport(format!("could not reach the endpoint: {}", DisplayErrorContext(err)))
+        }
         _ => Failure { code: ErrorCode::Internal, aws_code: None, reason: DisplayErrorContext(err).to_string() },
     }
 }

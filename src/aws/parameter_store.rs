@@ -21,7 +21,14 @@ fn request_name(item: &ReadItem) -> String {
     }
 }
 
-/// Reads every item, deduplicating names, in concurrent batches of [`BATCH`].
+/// One name to send, with the base name (selector stripped) it answers for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Wanted {
+    request: String,
+    base: String,
+}
+
+/// Reads every item, deduplicating names, in concurrent batches of at most [`BATCH`].
 pub(super) async fn read_all(
     reader: &AwsReader,
     credentials: &AwsCredentials,
@@ -32,23 +39,38 @@ pub(super) async fn read_all(
         return Vec::new();
     }
     let client = build_client!(ssm, reader.parts(Service::Ssm, region, credentials));
-    let mut by_name: BTreeMap<String, Vec<(usize, &ReadItem)>> = BTreeMap::new();
+    let mut by_name: BTreeMap<Wanted, Vec<(usize, &ReadItem)>> = BTreeMap::new();
     for (index, item) in items {
-        by_name.entry(request_name(item)).or_default().push((*index, item));
+        let wanted = Wanted { request: request_name(item), base: item.name.clone() };
+        by_name.entry(wanted).or_default().push((*index, item));
     }
-    let names: Vec<String> = by_name.keys().cloned().collect();
-    let batches = names.chunks(BATCH).map(|chunk| read_batch(&client, chunk));
+    let wanted: Vec<Wanted> = by_name.keys().cloned().collect();
+    let batches = batches(&wanted);
     let mut answers = BTreeMap::new();
-    for answer in join_all(batches).await {
+    for answer in join_all(batches.iter().map(|b| read_batch(&client, b))).await {
         answers.extend(answer);
     }
     by_name
         .into_iter()
-        .flat_map(|(name, wanted)| {
-            let answer = answers.get(&name).cloned().unwrap_or(Err(Answer::Missing));
-            wanted.into_iter().map(move |(index, item)| (index, answer.clone().map_err(|a| a.into_error(item, region))))
+        .flat_map(|(wanted, items)| {
+            let answer = answers.get(&wanted.request).cloned().unwrap_or(Err(Answer::Missing));
+            items.into_iter().map(move |(index, item)| (index, answer.clone().map_err(|a| a.into_error(item, region))))
         })
         .collect()
+}
+
+/// Splits names into batches of at most [`BATCH`] in which no base name repeats, so an answer
+/// can be matched by its name even when the response omits the selector.
+fn batches(wanted: &[Wanted]) -> Vec<Vec<Wanted>> {
+    let mut batches: Vec<Vec<Wanted>> = Vec::new();
+    for w in wanted {
+        let fits = |b: &&mut Vec<Wanted>| b.len() < BATCH && b.iter().all(|o| o.base != w.base);
+        match batches.iter_mut().find(|b| fits(b)) {
+            Some(batch) => batch.push(w.clone()),
+            None => batches.push(vec![w.clone()]),
+        }
+    }
+    batches
 }
 
 /// What one batch said about one requested name.
@@ -80,36 +102,46 @@ impl Answer {
 
 type BatchAnswers = BTreeMap<String, Result<Fetched, Answer>>;
 
-async fn read_batch(client: &ssm::Client, names: &[String]) -> BatchAnswers {
-    let sent = client.get_parameters().set_names(Some(names.to_vec())).with_decryption(true).send().await;
+async fn read_batch(client: &ssm::Client, wanted: &[Wanted]) -> BatchAnswers {
+    let names: Vec<String> = wanted.iter().map(|w| w.request.clone()).collect();
+    let sent = client.get_parameters().set_names(Some(names)).with_decryption(true).send().await;
     match sent {
         Err(e) => {
             let failure = errors::classify(&e);
-            names.iter().map(|n| (n.clone(), Err(Answer::Failed(failure.clone())))).collect()
+            wanted.iter().map(|w| (w.request.clone(), Err(Answer::Failed(failure.clone())))).collect()
         }
-        Ok(output) => match_answers(names, output),
+        Ok(output) => match_answers(wanted, output),
     }
 }
 
-/// Maps the response back to the names sent: by name or ARN, plus the selector.
-fn match_answers(names: &[String], output: ssm::operation::get_parameters::GetParametersOutput) -> BatchAnswers {
-    let mut found: BTreeMap<String, Result<Fetched, Answer>> = BTreeMap::new();
+/// Maps the response back to the names sent: by name or ARN plus the selector, else (when the
+/// response omits the selector, as some endpoints do) by the base name, unique in a batch.
+fn match_answers(wanted: &[Wanted], output: ssm::operation::get_parameters::GetParametersOutput) -> BatchAnswers {
+    let mut exact: BTreeMap<String, Fetched> = BTreeMap::new();
+    let mut by_base: BTreeMap<String, Fetched> = BTreeMap::new();
     for param in output.parameters.unwrap_or_default() {
         let selector = param.selector.clone().unwrap_or_default();
-        let keys: Vec<String> = [param.name.as_deref(), param.arn.as_deref()]
-            .into_iter()
-            .flatten()
-            .map(|n| format!("{n}{selector}"))
-            .collect();
-        let fetched = Fetched { value: SecretBytes::new(param.value.unwrap_or_default().into_bytes()), version: param.version.to_string() };
-        for key in keys {
-            found.insert(key, Ok(fetched.clone()));
+        let fetched = Fetched {
+            value: SecretBytes::new(param.value.unwrap_or_default().into_bytes()),
+            version: param.version.to_string(),
+        };
+        for name in [param.name.as_deref(), param.arn.as_deref()].into_iter().flatten() {
+            exact.insert(format!("{name}{selector}"), fetched.clone());
+            by_base.insert(name.to_string(), fetched.clone());
         }
     }
-    for invalid in output.invalid_parameters.unwrap_or_default() {
-        found.entry(invalid).or_insert(Err(Answer::Invalid));
-    }
-    names.iter().map(|n| (n.clone(), found.get(n).cloned().unwrap_or(Err(Answer::Missing)))).collect()
+    let invalid: Vec<String> = output.invalid_parameters.unwrap_or_default();
+    wanted
+        .iter()
+        .map(|w| {
+            let answer = if invalid.contains(&w.request) {
+                Err(Answer::Invalid)
+            } else {
+                exact.get(&w.request).or_else(|| by_base.get(&w.base)).cloned().ok_or(Answer::Missing)
+            };
+            (w.request.clone(), answer)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -118,7 +150,12 @@ mod tests {
     use crate::params::ObjectType;
 
     fn item(name: &str, version: Option<&str>, label: Option<&str>) -> ReadItem {
-        ReadItem { name: name.into(), object_type: ObjectType::Parameter, version_id: version.map(Into::into), version_label: label.map(Into::into) }
+        ReadItem {
+            name: name.into(),
+            object_type: ObjectType::Parameter,
+            version_id: version.map(Into::into),
+            version_label: label.map(Into::into),
+        }
     }
 
     #[test]
@@ -126,6 +163,33 @@ mod tests {
         assert_eq!(request_name(&item("/app/x", None, None)), "/app/x");
         assert_eq!(request_name(&item("/app/x", Some("2"), None)), "/app/x:2");
         assert_eq!(request_name(&item("p", None, Some("prod"))), "p:prod");
+    }
+
+    fn w(request: &str, base: &str) -> Wanted {
+        Wanted { request: request.into(), base: base.into() }
+    }
+
+    #[test]
+    fn a_batch_never_holds_two_selectors_of_one_name() {
+        let mut wanted: Vec<Wanted> = (0..25).map(|i| w(&format!("p{i}"), &format!("p{i}"))).collect();
+        wanted.push(w("p0:1", "p0"));
+        wanted.push(w("p0:2", "p0"));
+        let batches = batches(&wanted);
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 27);
+        assert!(batches.iter().all(|b| b.len() <= BATCH));
+        for b in &batches {
+            let bases: std::collections::BTreeSet<_> = b.iter().map(|w| &w.base).collect();
+            assert_eq!(bases.len(), b.len(), "a base name repeats in {b:?}");
+        }
+    }
+
+    #[test]
+    fn answers_without_a_selector_match_by_base_name() {
+        let output = ssm::operation::get_parameters::GetParametersOutput::builder()
+            .parameters(ssm::types::Parameter::builder().name("/app/x").value("v1").version(1).build())
+            .build();
+        let got = match_answers(&[w("/app/x:1", "/app/x")], output);
+        assert_eq!(got["/app/x:1"].as_ref().map(|f| f.version.clone()).ok(), Some("1".into()));
     }
 
     #[test]
@@ -136,8 +200,8 @@ mod tests {
             .parameters(ssm::types::Parameter::builder().name(arn).arn(arn).value("s").version(7).build())
             .invalid_parameters("gone")
             .build();
-        let names = ["/app/x:2".to_string(), arn.to_string(), "gone".to_string(), "other".to_string()];
-        let got = match_answers(&names, output);
+        let wanted = [w("/app/x:2", "/app/x"), w(arn, arn), w("gone", "gone"), w("other", "other")];
+        let got = match_answers(&wanted, output);
         let ok = |n: &str| got[n].as_ref().ok().map(|f| (f.value.expose().to_vec(), f.version.clone()));
         assert_eq!(ok("/app/x:2"), Some((b"v2".to_vec(), "2".into())));
         assert_eq!(ok(arn), Some((b"s".to_vec(), "7".into())));

@@ -16,10 +16,8 @@ pub struct UserAgentTag {
 impl UserAgentTag {
     pub fn new(eks_addon_version: &str) -> Self {
         let mut suffix = format!("{}/{}", crate::RUNTIME_NAME, crate::RUNTIME_VERSION);
-        let addon: String = eks_addon_version
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || "._-+".contains(*c))
-            .collect();
+        let addon: String =
+            eks_addon_version.chars().filter(|c| c.is_ascii_alphanumeric() || "._-+".contains(*c)).collect();
         if !addon.is_empty() {
             suffix.push_str(&format!(" eks-addon/{addon}"));
         }

@@ -11,7 +11,7 @@ mod naming;
 mod objects;
 
 pub use attributes::{parse_mount_request, parse_permission};
-pub use error::ParamError;
+pub use error::{FileOwner, ParamError};
 pub use naming::validate_relative_path;
 
 use crate::secret::SecretString;

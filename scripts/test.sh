@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: `scripts/test.sh [STEP...]` (default: all steps, in order).
+#
+# Each step is a function `step_<name>` listed in STEPS. A step passes (exit 0), fails (any
+# other code) or is skipped (exit 77: a tool is missing outside CI). Under CI=true a missing
+# tool is a failure, never a skip. All steps run; the summary at the end lists each result and
+# the script exits non-zero if any step failed. FAIL_FAST=1 stops at the first failure.
+#
+# Adding a suite: write `step_<name>() { ...; }` and add <name> to STEPS.
+# Later work orders add more suites here: helm (chart lint + template), chart (schema
+# validation of the rendered manifests, committed deploy/ diff check) and conformance (the
+# driver's own Go client against the real binary).
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+STEPS=(
+  venv
+  fmt
+  clippy
+  test
+)
+
+step_venv() {
+  ensure_venv
+  "$VENV_PYTHON" -c 'import importlib.metadata as m
+print(", ".join(f"{p} {m.version(p)}" for p in ("moto", "boto3", "grpcio", "grpcio-tools")))'
+}
+
+step_fmt() {
+  need_tool rustfmt "rustup component add rustfmt" cargo fmt --version || return
+  cargo fmt --all -- --check
+}
+
+step_clippy() {
+  need_tool clippy "rustup component add clippy" cargo clippy --version || return
+  cargo clippy --all-targets -- -D warnings
+}
+
+step_test() {
+  need_tool cargo "Rust toolchain" || return
+  ensure_venv # tests find moto_server through MOTO_SERVER
+  cargo test
+}
+
+# ---------------------------------------------------------------------------------------------
+
+declare -A RESULT=()
+declare -A ELAPSED=()
+
+run_step() {
+  local name="$1" start rc
+  declare -F "step_${name}" >/dev/null || die "unknown step '${name}' (steps: ${STEPS[*]})"
+  log_section "$name"
+  start=$SECONDS
+  set +e
+  (
+    set -euo pipefail
+    "step_${name}"
+  )
+  rc=$?
+  set -e
+  ELAPSED[$name]=$((SECONDS - start))
+  case $rc in
+    0) RESULT[$name]=PASS ;;
+    "$SKIP_CODE") RESULT[$name]=SKIP ;;
+    *) RESULT[$name]="FAIL (exit ${rc})" ;;
+  esac
+  log "${name}: ${RESULT[$name]} in ${ELAPSED[$name]}s"
+  [[ $rc -eq 0 || $rc -eq $SKIP_CODE ]]
+}
+
+main() {
+  local selected=("$@") name failed=0
+  ((${#selected[@]})) || selected=("${STEPS[@]}")
+  is_ci && log "CI=true: missing tools fail instead of skipping"
+
+  for name in "${selected[@]}"; do
+    if ! run_step "$name"; then
+      failed=1
+      if [[ "${FAIL_FAST:-0}" == 1 ]]; then break; fi
+    fi
+  done
+
+  log_section "summary"
+  for name in "${selected[@]}"; do
+    printf '  %-10s %-16s %ss\n' "$name" "${RESULT[$name]:-not run}" "${ELAPSED[$name]:--}" >&2
+  done
+  if ((failed)); then
+    printf '%sFAILED%s\n' "$_C_RED" "$_C_OFF" >&2
+    return 1
+  fi
+  printf '%sOK%s\n' "$_C_BOLD" "$_C_OFF" >&2
+}
+
+main "$@"

@@ -1,0 +1,853 @@
+//! The `objects` parameter: a YAML list of object descriptors.
+//!
+//! Parsing happens in two steps. First the YAML becomes raw descriptors whose keys are matched
+//! case-insensitively (as the Go provider's `sigs.k8s.io/yaml` → `encoding/json` path does) and
+//! whose scalars keep their original text (`filePermission: 0600` unquoted stays `"0600"`,
+//! `objectVersion: 2` becomes `"2"`). Then each descriptor is validated into an [`ObjectSpec`]
+//! with errors naming the object (index and name) and the field.
+
+use super::error::{ParamError, quoted};
+use super::{FailoverObject, JmesEntry, ObjectSpec, ObjectType, attributes, naming};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use std::fmt;
+use std::marker::PhantomData;
+
+/// What the rest of the request says that descriptors depend on.
+pub(super) struct Context<'a> {
+    /// `pathTranslation`: the character `/` becomes, or `None` when turned off.
+    pub translation: Option<char>,
+    /// The request's `permission`.
+    pub default_mode: u32,
+    /// Whether `failoverRegion` is set.
+    pub has_failover_region: bool,
+    /// The SecretProviderClass, for the "no objects" error.
+    pub spc_name: Option<&'a str>,
+}
+
+/// Parses and validates `objects` (empty when the parameter is absent), file names included.
+pub(super) fn parse_objects(yaml: &str, ctx: &Context) -> Result<Vec<ObjectSpec>, ParamError> {
+    let raw = parse_raw(yaml)?;
+    if raw.is_empty() {
+        let spc = ctx.spc_name.map(str::to_string);
+        return Err(ParamError::NoObjects { spc });
+    }
+    let objects = (raw.into_iter().enumerate())
+        .map(|(index, Raw(raw))| build_object(index, raw, ctx))
+        .collect::<Result<Vec<_>, _>>()?;
+    naming::check_collisions(&objects)?;
+    Ok(objects)
+}
+
+/// Step one: the YAML text into raw descriptors (a missing or null document is no objects).
+fn parse_raw(yaml: &str) -> Result<Vec<Raw<RawObject>>, ParamError> {
+    if yaml.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Option<Vec<Raw<RawObject>>> = serde_yaml_ng::from_str(yaml)
+        .map_err(|err| ParamError::ObjectsSyntax { detail: syntax_detail(&err.to_string()) })?;
+    Ok(list.unwrap_or_default())
+}
+
+/// serde_yaml_ng names the place as `.[1].objectName: …`; say `objects[1].objectName: …`.
+fn syntax_detail(message: &str) -> String {
+    match message.strip_prefix(".[") {
+        Some(rest) => format!("objects[{rest}"),
+        None => message.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw descriptors
+
+/// A descriptor as written. Scalars are `Option<String>`: serde_yaml_ng hands a scalar's
+/// original text to a string, and treats `~`, `null` and an empty value as `None`.
+#[derive(Debug, Default)]
+struct RawObject {
+    name: Option<String>,
+    object_type: Option<String>,
+    alias: Option<String>,
+    version: Option<String>,
+    label: Option<String>,
+    permission: Option<String>,
+    jmes: Option<Vec<Raw<RawJmes>>>,
+    failover: Option<Raw<RawFailover>>,
+}
+
+#[derive(Debug, Default)]
+struct RawJmes {
+    path: Option<String>,
+    alias: Option<String>,
+    permission: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct RawFailover {
+    name: Option<String>,
+    version: Option<String>,
+    label: Option<String>,
+}
+
+/// Where the value of one key goes.
+enum Slot<'a> {
+    Text(&'a mut Option<String>),
+    Jmes(&'a mut Option<Vec<Raw<RawJmes>>>),
+    Failover(&'a mut Option<Raw<RawFailover>>),
+    Ignore,
+}
+
+/// A mapping read key by key; `key` is already lowercased.
+trait RawMapping: Default {
+    const EXPECTING: &'static str;
+    fn slot(&mut self, key: &str) -> Slot<'_>;
+}
+
+impl RawMapping for RawObject {
+    const EXPECTING: &'static str = "a mapping (an object descriptor with objectName, …)";
+    fn slot(&mut self, key: &str) -> Slot<'_> {
+        match key {
+            "objectname" => Slot::Text(&mut self.name),
+            "objecttype" => Slot::Text(&mut self.object_type),
+            "objectalias" => Slot::Text(&mut self.alias),
+            "objectversion" => Slot::Text(&mut self.version),
+            "objectversionlabel" => Slot::Text(&mut self.label),
+            "filepermission" => Slot::Text(&mut self.permission),
+            "jmespath" => Slot::Jmes(&mut self.jmes),
+            "failoverobject" => Slot::Failover(&mut self.failover),
+            _ => Slot::Ignore,
+        }
+    }
+}
+
+impl RawMapping for RawJmes {
+    const EXPECTING: &'static str = "a mapping (a jmesPath entry with path and objectAlias)";
+    fn slot(&mut self, key: &str) -> Slot<'_> {
+        match key {
+            "path" => Slot::Text(&mut self.path),
+            "objectalias" => Slot::Text(&mut self.alias),
+            "filepermission" => Slot::Text(&mut self.permission),
+            _ => Slot::Ignore,
+        }
+    }
+}
+
+impl RawMapping for RawFailover {
+    const EXPECTING: &'static str = "a mapping (a failoverObject with objectName)";
+    fn slot(&mut self, key: &str) -> Slot<'_> {
+        match key {
+            "objectname" => Slot::Text(&mut self.name),
+            "objectversion" => Slot::Text(&mut self.version),
+            "objectversionlabel" => Slot::Text(&mut self.label),
+            _ => Slot::Ignore,
+        }
+    }
+}
+
+/// A raw mapping, deserialized with case-insensitive keys (a later duplicate wins, as in Go).
+#[derive(Debug, Default)]
+struct Raw<T>(T);
+
+impl<'de, T: RawMapping> Deserialize<'de> for Raw<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RawVisitor(PhantomData))
+    }
+}
+
+struct RawVisitor<T>(PhantomData<T>);
+
+impl<'de, T: RawMapping> Visitor<'de> for RawVisitor<T> {
+    type Value = Raw<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(T::EXPECTING)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut raw = T::default();
+        while let Some(key) = map.next_key::<String>()? {
+            match raw.slot(&key.to_lowercase()) {
+                Slot::Text(slot) => *slot = map.next_value()?,
+                Slot::Jmes(slot) => *slot = map.next_value()?,
+                Slot::Failover(slot) => *slot = map.next_value()?,
+                Slot::Ignore => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Raw(raw))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+/// The object errors are about.
+struct At<'a> {
+    index: usize,
+    name: Option<&'a str>,
+}
+
+impl At<'_> {
+    fn err(&self, field: &str, detail: impl Into<String>) -> ParamError {
+        ParamError::Object {
+            index: self.index,
+            name: self.name.map(str::to_string),
+            field: field.to_string(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// An empty value counts as absent (as in Go, where the field stays "").
+fn present(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+fn build_object(index: usize, raw: RawObject, ctx: &Context) -> Result<ObjectSpec, ParamError> {
+    let Some(name) = present(raw.name) else {
+        return Err(At { index, name: None }.err("objectName", "is required"));
+    };
+    let at = At { index, name: Some(&name) };
+    let (object_type, arn_region) = resolve_type(&at, &name, present(raw.object_type))?;
+    let (version_id, version_label) = (present(raw.version), present(raw.label));
+    check_versions(&at, "", object_type, &version_id, &version_label)?;
+    let mode = mode_or(&at, "filePermission", present(raw.permission), ctx.default_mode)?;
+    let alias = present(raw.alias);
+    let field = if alias.is_some() { "objectAlias" } else { "objectName" };
+    let file_name = resolve_file(&at, field, alias.as_deref().unwrap_or(&name), ctx)?;
+    let entries = raw.jmes.unwrap_or_default().into_iter().enumerate();
+    let jmes = (entries.map(|(j, Raw(entry))| build_jmes(&at, j, entry, mode, ctx))).collect::<Result<Vec<_>, _>>()?;
+    let failover = (raw.failover)
+        .map(|Raw(f)| build_failover(&at, f, object_type, alias.is_some(), &version_id, ctx))
+        .transpose()?;
+    Ok(ObjectSpec {
+        index,
+        name: name.clone(),
+        arn_region,
+        object_type,
+        version_id,
+        version_label,
+        file_name,
+        mode,
+        jmes,
+        failover,
+    })
+}
+
+/// `objectType`, any case. `ssm` is the ARN service name, not an objectType (as in Go).
+fn parse_object_type(text: &str) -> Option<ObjectType> {
+    match text.to_ascii_lowercase().as_str() {
+        "secretsmanager" => Some(ObjectType::SecretsManager),
+        "ssmparameter" => Some(ObjectType::Parameter),
+        _ => None,
+    }
+}
+
+/// The type of an object (from `objectType` and/or its ARN) and its ARN's region.
+fn resolve_type(at: &At, name: &str, declared: Option<String>) -> Result<(ObjectType, Option<String>), ParamError> {
+    let declared = match declared {
+        Some(text) => Some(parse_object_type(&text).ok_or_else(|| {
+            let hint = "is not valid (use secretsmanager or ssmparameter)";
+            at.err("objectType", format!("{} {hint}", quoted(&text)))
+        })?),
+        None => None,
+    };
+    if !name.starts_with("arn:") {
+        let missing = "is required unless objectName is an ARN (use secretsmanager or ssmparameter)";
+        return declared.map(|t| (t, None)).ok_or_else(|| at.err("objectType", missing));
+    }
+    let arn = parse_arn(name).map_err(|problem| at.err("objectName", problem))?;
+    match declared {
+        Some(declared) if declared != arn.object_type => Err(at.err(
+            "objectType",
+            format!("{} does not match the ARN's service {}", quoted(declared.as_str()), quoted(arn.service)),
+        )),
+        _ => Ok((arn.object_type, Some(arn.region.to_string()))),
+    }
+}
+
+/// The parts of an ARN that matter here.
+#[derive(Debug, PartialEq)]
+struct Arn<'a> {
+    service: &'a str,
+    object_type: ObjectType,
+    region: &'a str,
+}
+
+/// Parses `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`; the error completes a sentence
+/// about the objectName.
+fn parse_arn(name: &str) -> Result<Arn<'_>, String> {
+    let form = "is not a valid ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)";
+    let parts: Vec<&str> = name.splitn(6, ':').collect();
+    let [_, _, service, region, _, resource] = parts[..] else {
+        return Err(form.to_string());
+    };
+    if service.is_empty() || region.is_empty() || resource.is_empty() {
+        return Err(form.to_string());
+    }
+    if !attributes::is_valid_region(region) {
+        return Err(format!("has an invalid region {} in its ARN", quoted(region)));
+    }
+    let object_type = match service {
+        "secretsmanager" => ObjectType::SecretsManager,
+        "ssm" => ObjectType::Parameter,
+        _ => {
+            let problem = "is not supported (use a secretsmanager or ssm ARN)";
+            return Err(format!("has ARN service {} which {problem}", quoted(service)));
+        }
+    };
+    Ok(Arn { service, object_type, region })
+}
+
+/// Parameter Store takes a version or a label, not both. `prefix` is `""` or `failoverObject.`.
+fn check_versions(
+    at: &At,
+    prefix: &str,
+    object_type: ObjectType,
+    version: &Option<String>,
+    label: &Option<String>,
+) -> Result<(), ParamError> {
+    if object_type == ObjectType::Parameter && version.is_some() && label.is_some() {
+        let detail = "cannot be used together with objectVersion for an ssmparameter";
+        return Err(at.err(&format!("{prefix}objectVersionLabel"), detail));
+    }
+    Ok(())
+}
+
+/// Parses a `filePermission`: exactly four octal digits, e.g. `0600`. The special bits
+/// (setuid, setgid, sticky) are dropped, as Go's `os.WriteFile` does with them.
+fn parse_file_permission(text: &str) -> Option<u32> {
+    let octal = text.len() == 4 && text.bytes().all(|b| matches!(b, b'0'..=b'7'));
+    octal.then(|| u32::from_str_radix(text, 8).ok()).flatten().map(|mode| mode & 0o777)
+}
+
+/// The mode of a file: its `filePermission` if set, else `default`.
+fn mode_or(at: &At, field: &str, text: Option<String>, default: u32) -> Result<u32, ParamError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    parse_file_permission(&text).ok_or_else(|| {
+        let hint = "is not 4 octal digits (quote it in YAML, e.g. \"0600\")";
+        at.err(field, format!("{} {hint}", quoted(&text)))
+    })
+}
+
+/// The validated file name for `base`.
+fn resolve_file(at: &At, field: &str, base: &str, ctx: &Context) -> Result<String, ParamError> {
+    let file = naming::file_name(base, ctx.translation);
+    naming::validate_relative_path(&file)
+        .map_err(|problem| at.err(field, format!("gives file name {} which {problem}", quoted(&file))))?;
+    Ok(file)
+}
+
+fn build_jmes(at: &At, j: usize, raw: RawJmes, parent_mode: u32, ctx: &Context) -> Result<JmesEntry, ParamError> {
+    let field = |name: &str| format!("jmesPath[{j}].{name}");
+    let path = present(raw.path).ok_or_else(|| at.err(&field("path"), "is required"))?;
+    let alias = present(raw.alias).ok_or_else(|| at.err(&field("objectAlias"), "is required"))?;
+    let mode = mode_or(at, &field("filePermission"), present(raw.permission), parent_mode)?;
+    let file_name = resolve_file(at, &field("objectAlias"), &alias, ctx)?;
+    Ok(JmesEntry { path, file_name, mode })
+}
+
+fn build_failover(
+    at: &At,
+    raw: RawFailover,
+    object_type: ObjectType,
+    has_alias: bool,
+    parent_version: &Option<String>,
+    ctx: &Context,
+) -> Result<FailoverObject, ParamError> {
+    if !ctx.has_failover_region {
+        let detail = "is only allowed when the failoverRegion parameter is set";
+        return Err(at.err("failoverObject", detail));
+    }
+    if !has_alias {
+        return Err(at.err("failoverObject", "requires the object to have an objectAlias"));
+    }
+    let name = (present(raw.name)).ok_or_else(|| at.err("failoverObject.objectName", "is required"))?;
+    check_failover_arn(at, &name, object_type)?;
+    let (version_id, version_label) = (present(raw.version), present(raw.label));
+    check_versions(at, "failoverObject.", object_type, &version_id, &version_label)?;
+    if version_id != *parent_version {
+        let shown = |v: &Option<String>| v.as_deref().map_or("(none)".to_string(), quoted);
+        let detail = format!("{} must equal the object's objectVersion {}", shown(&version_id), shown(parent_version));
+        return Err(at.err("failoverObject.objectVersion", detail));
+    }
+    Ok(FailoverObject { name, version_id, version_label })
+}
+
+/// A failover ARN must be valid and of the object's type.
+fn check_failover_arn(at: &At, name: &str, object_type: ObjectType) -> Result<(), ParamError> {
+    if !name.starts_with("arn:") {
+        return Ok(());
+    }
+    let field = "failoverObject.objectName";
+    let arn = parse_arn(name).map_err(|problem| at.err(field, problem))?;
+    if arn.object_type != object_type {
+        let detail = format!(
+            "has ARN service {} which does not match objectType {}",
+            quoted(arn.service),
+            quoted(object_type.as_str())
+        );
+        return Err(at.err(field, detail));
+    }
+    Ok(())
+}
+
+impl FailoverObject {
+    /// The region of an ARN `name` (checked against `failoverRegion` once it is known).
+    pub fn arn_region(&self) -> Option<&str> {
+        (self.name.starts_with("arn:")).then(|| parse_arn(&self.name).ok().map(|arn| arn.region)).flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes::ErrorCode;
+
+    const CTX: Context =
+        Context { translation: Some('_'), default_mode: 0o644, has_failover_region: false, spc_name: Some("my-spc") };
+
+    const FAILOVER: Context = Context { has_failover_region: true, ..CTX };
+
+    const SM_ARN: &str = "arn:aws:secretsmanager:us-west-2:123456789012:secret:MySecret-a1b2c3";
+
+    fn parse(yaml: &str) -> Vec<ObjectSpec> {
+        parse_objects(yaml, &CTX).unwrap_or_else(|e| panic!("{yaml}: {e}"))
+    }
+
+    fn error(yaml: &str, ctx: &Context) -> String {
+        let err = parse_objects(yaml, ctx).expect_err(yaml);
+        assert_eq!(err.code(), ErrorCode::InvalidParameters);
+        err.to_string()
+    }
+
+    /// One object's (file, mode, type, version, label).
+    fn summary(o: &ObjectSpec) -> (&str, u32, ObjectType, Option<&str>, Option<&str>) {
+        let v = (o.version_id.as_deref(), o.version_label.as_deref());
+        (o.file_name.as_str(), o.mode, o.object_type, v.0, v.1)
+    }
+
+    #[test]
+    fn golden_rows() {
+        use ObjectType::*;
+        let cases = [
+            ("- objectName: db/creds\n  objectType: secretsmanager", ("db_creds", 0o644, SecretsManager, None, None)),
+            ("- {objectName: /app/config, objectType: ssmparameter}", ("_app_config", 0o644, Parameter, None, None)),
+            (
+                "- objectName: rot\n  objectType: secretsmanager\n  \
+                 objectVersionLabel: AWSPREVIOUS\n  objectAlias: rot-prev",
+                ("rot-prev", 0o644, SecretsManager, None, Some("AWSPREVIOUS")),
+            ),
+            (
+                "- objectName: p\n  objectType: ssmparameter\n  objectVersion: \"2\"",
+                ("p", 0o644, Parameter, Some("2"), None),
+            ),
+            (
+                "- objectName: p\n  objectType: ssmparameter\n  objectVersionLabel: prod",
+                ("p", 0o644, Parameter, None, Some("prod")),
+            ),
+        ];
+        for (yaml, want) in cases {
+            let objects = parse(yaml);
+            assert_eq!(objects.len(), 1);
+            assert_eq!(summary(&objects[0]), want, "{yaml}");
+            assert_eq!(objects[0].arn_region, None);
+        }
+    }
+
+    #[test]
+    fn translation_variants() {
+        let yaml = "- objectName: /app/config\n  objectType: ssmparameter";
+        for (translation, want) in [(Some('-'), "-app-config"), (None, "app/config")] {
+            let ctx = Context { translation, ..CTX };
+            let objects = parse_objects(yaml, &ctx).unwrap();
+            assert_eq!(objects[0].file_name, want);
+        }
+    }
+
+    #[test]
+    fn arn_without_alias_names_the_file_by_the_whole_arn() {
+        let objects = parse(&format!("- objectName: {SM_ARN}"));
+        let o = &objects[0];
+        assert_eq!(o.file_name, SM_ARN);
+        assert_eq!(o.name, SM_ARN);
+        assert_eq!(o.object_type, ObjectType::SecretsManager);
+        assert_eq!(o.arn_region.as_deref(), Some("us-west-2"));
+        assert_eq!(o.mode, 0o644);
+    }
+
+    #[test]
+    fn arn_with_alias_and_permission() {
+        let yaml = format!("- objectName: {SM_ARN}\n  objectAlias: my.txt\n  filePermission: \"0600\"");
+        let o = &parse(&yaml)[0];
+        assert_eq!((o.file_name.as_str(), o.mode), ("my.txt", 0o600));
+        let ssm = "- objectName: arn:aws:ssm:eu-west-1:123456789012:parameter/app/x\n  \
+                   objectType: SSMParameter";
+        let o = &parse(ssm)[0];
+        assert_eq!(o.object_type, ObjectType::Parameter);
+        assert_eq!(o.arn_region.as_deref(), Some("eu-west-1"));
+        assert_eq!(o.file_name, "arn:aws:ssm:eu-west-1:123456789012:parameter_app_x");
+    }
+
+    #[test]
+    fn jmes_path_with_capitalised_keys() {
+        let yaml = "- objectName: rds\n  objectType: secretsmanager\n  jmesPath:\n    \
+                    - {path: username, objectAlias: user}\n    \
+                    - {Path: password, ObjectAlias: pass, filePermission: \"0400\"}";
+        let o = &parse(yaml)[0];
+        assert_eq!((o.file_name.as_str(), o.mode), ("rds", 0o644));
+        let entry = |path: &str, file: &str, mode| JmesEntry { path: path.into(), file_name: file.into(), mode };
+        let want = vec![entry("username", "user", 0o644), entry("password", "pass", 0o400)];
+        assert_eq!(o.jmes, want);
+    }
+
+    #[test]
+    fn jmes_mode_defaults_to_the_object_then_the_request() {
+        let yaml = "- objectName: rds\n  objectType: secretsmanager\n  filePermission: \"0640\"\n  \
+                    jmesPath: [{path: a, objectAlias: a/b}]";
+        let o = &parse(yaml)[0];
+        assert_eq!((o.mode, o.jmes[0].mode, o.jmes[0].file_name.as_str()), (0o640, 0o640, "a_b"));
+        let ctx = Context { default_mode: 0o600, ..CTX };
+        let plain = "- {objectName: rds, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: b}]}";
+        let o = &parse_objects(plain, &ctx).unwrap()[0];
+        assert_eq!((o.mode, o.jmes[0].mode), (0o600, 0o600));
+    }
+
+    #[test]
+    fn keys_match_case_insensitively_and_unknown_keys_are_ignored() {
+        let yaml = "- ObjectName: x\n  OBJECTTYPE: SecretsManager\n  objectalias: y\n  \
+                    ObjectVersionLabel: L\n  FilePermission: \"0600\"\n  comment: [1, 2]\n  \
+                    objectTemplate: '{{ .x }}'";
+        let o = &parse(yaml)[0];
+        assert_eq!(summary(o), ("y", 0o600, ObjectType::SecretsManager, None, Some("L")));
+    }
+
+    /// serde_yaml_ng hands a string the scalar's original text: unquoted `0600` stays "0600"
+    /// (so it is accepted, where Go's YAML 1.1 reading makes it 384 and rejects it), `2` is
+    /// "2", `1.10` is "1.10" and `True` is "True". `~` and an empty value are absent.
+    #[test]
+    fn unquoted_scalars_keep_their_text() {
+        let yaml = "- objectName: p\n  objectType: ssmparameter\n  objectVersion: 2\n  \
+                    filePermission: 0600\n  objectAlias: 1.10\n  objectVersionLabel: ~\n\
+                    - objectName: True\n  objectType: secretsmanager\n  objectVersionLabel: 0x1F\n  \
+                    objectVersion:\n  jmesPath: [{path: 10, objectAlias: 007, filePermission: 0400}]";
+        let objects = parse(yaml);
+        assert_eq!(summary(&objects[0]), ("1.10", 0o600, ObjectType::Parameter, Some("2"), None));
+        assert_eq!(objects[1].name, "True");
+        assert_eq!(summary(&objects[1]), ("True", 0o644, ObjectType::SecretsManager, None, Some("0x1F")));
+        let entry = &objects[1].jmes[0];
+        assert_eq!((entry.path.as_str(), entry.file_name.as_str(), entry.mode), ("10", "007", 0o400));
+    }
+
+    #[test]
+    fn empty_values_count_as_absent() {
+        let yaml = "- objectName: x\n  objectType: secretsmanager\n  objectAlias: \"\"\n  \
+                    filePermission: ''\n  objectVersion: \"\"";
+        assert_eq!(summary(&parse(yaml)[0]), ("x", 0o644, ObjectType::SecretsManager, None, None));
+    }
+
+    #[test]
+    fn special_mode_bits_are_dropped() {
+        let yaml = "- {objectName: x, objectType: secretsmanager, filePermission: \"4755\"}";
+        assert_eq!(parse(yaml)[0].mode, 0o755);
+    }
+
+    #[test]
+    fn failover_object() {
+        let yaml = "- objectName: a\n  objectType: secretsmanager\n  objectAlias: a\n  \
+                    objectVersion: v1\n  failoverObject:\n    ObjectName: \
+                    arn:aws:secretsmanager:us-east-1:1:secret:a-xyz\n    objectVersion: v1\n    \
+                    objectVersionLabel: AWSCURRENT";
+        let objects = parse_objects(yaml, &FAILOVER).unwrap();
+        let failover = objects[0].failover.as_ref().unwrap();
+        let want = FailoverObject {
+            name: "arn:aws:secretsmanager:us-east-1:1:secret:a-xyz".into(),
+            version_id: Some("v1".into()),
+            version_label: Some("AWSCURRENT".into()),
+        };
+        assert_eq!(*failover, want);
+        assert_eq!(failover.arn_region(), Some("us-east-1"));
+        let plain = FailoverObject { name: "a".into(), ..want };
+        assert_eq!(plain.arn_region(), None);
+    }
+
+    #[test]
+    fn no_objects() {
+        let want = "SecretProviderClass \"my-spc\" has no objects to mount";
+        for yaml in ["", "  \n", "[]", "~", "# only a comment\n"] {
+            assert_eq!(error(yaml, &CTX), want, "{yaml:?}");
+        }
+        let anonymous = Context { spc_name: None, ..CTX };
+        let want = "the objects parameter is missing or empty: no objects to mount";
+        assert_eq!(error("[]", &anonymous), want);
+    }
+
+    #[test]
+    fn rejections() {
+        let cases = [
+            (
+                "- objectName: db/creds\n  objectType: ssm",
+                "objects[0] (\"db/creds\"): objectType \"ssm\" is not valid (use secretsmanager \
+                 or ssmparameter)",
+            ),
+            (
+                "- {objectName: a, objectType: secretsmanager}\n- {objectName: db/creds, objectType: vault}",
+                "objects[1] (\"db/creds\"): objectType \"vault\" is not valid (use \
+                 secretsmanager or ssmparameter)",
+            ),
+            (
+                "- objectName: db/creds",
+                "objects[0] (\"db/creds\"): objectType is required unless objectName is an ARN \
+                 (use secretsmanager or ssmparameter)",
+            ),
+            ("- {objectType: secretsmanager, objectAlias: x}", "objects[0]: objectName is required"),
+            ("- {objectName: '', objectType: secretsmanager}", "objects[0]: objectName is required"),
+            (
+                "- objectName: arn:aws:secretsmanager:us-west-2:1:secret:s\n  objectType: ssmparameter",
+                "objects[0] (\"arn:aws:secretsmanager:us-west-2:1:secret:s\"): objectType \
+                 \"ssmparameter\" does not match the ARN's service \"secretsmanager\"",
+            ),
+            (
+                "- objectName: arn:aws:secretsmanager:us-west-2\n  objectType: secretsmanager",
+                "objects[0] (\"arn:aws:secretsmanager:us-west-2\"): objectName is not a valid \
+                 ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)",
+            ),
+            (
+                "- objectName: arn:aws::us-west-2:1:x",
+                "objects[0] (\"arn:aws::us-west-2:1:x\"): objectName is not a valid ARN \
+                 (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)",
+            ),
+            (
+                "- objectName: arn:aws:secretsmanager::1:secret:s",
+                "objects[0] (\"arn:aws:secretsmanager::1:secret:s\"): objectName is not a \
+                 valid ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)",
+            ),
+            (
+                "- objectName: 'arn:aws:secretsmanager:us-west-2:1:'",
+                "objects[0] (\"arn:aws:secretsmanager:us-west-2:1:\"): objectName is not a \
+                 valid ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)",
+            ),
+            (
+                "- objectName: arn:aws:secretsmanager:evil.com/x:1:secret:s",
+                "objects[0] (\"arn:aws:secretsmanager:evil.com/x:1:secret:s\"): objectName has \
+                 an invalid region \"evil.com/x\" in its ARN",
+            ),
+            (
+                "- objectName: arn:aws:kms:us-west-2:1:key/k",
+                "objects[0] (\"arn:aws:kms:us-west-2:1:key/k\"): objectName has ARN service \
+                 \"kms\" which is not supported (use a secretsmanager or ssm ARN)",
+            ),
+            (
+                "- {objectName: x, objectType: secretsmanager, filePermission: \"600\"}",
+                "objects[0] (\"x\"): filePermission \"600\" is not 4 octal digits (quote it in \
+                 YAML, e.g. \"0600\")",
+            ),
+            (
+                "- {objectName: x, objectType: secretsmanager, filePermission: \"0800\"}",
+                "objects[0] (\"x\"): filePermission \"0800\" is not 4 octal digits (quote it in \
+                 YAML, e.g. \"0600\")",
+            ),
+            (
+                "- {objectName: x, objectType: secretsmanager, filePermission: rw}",
+                "objects[0] (\"x\"): filePermission \"rw\" is not 4 octal digits (quote it in \
+                 YAML, e.g. \"0600\")",
+            ),
+            (
+                "- {objectName: x, objectType: secretsmanager, filePermission: \"00600\"}",
+                "objects[0] (\"x\"): filePermission \"00600\" is not 4 octal digits (quote it \
+                 in YAML, e.g. \"0600\")",
+            ),
+            (
+                "- {objectName: p, objectType: ssmparameter, objectVersion: \"2\", objectVersionLabel: l}",
+                "objects[0] (\"p\"): objectVersionLabel cannot be used together with \
+                 objectVersion for an ssmparameter",
+            ),
+            (
+                "- {objectName: x, objectType: secretsmanager, jmesPath: [{objectAlias: u}]}",
+                "objects[0] (\"x\"): jmesPath[0].path is required",
+            ),
+            (
+                "- {objectName: x, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: b}, {path: u}]}",
+                "objects[0] (\"x\"): jmesPath[1].objectAlias is required",
+            ),
+            (
+                "- {objectName: x, objectType: secretsmanager, jmesPath: [{path: u, objectAlias: u, filePermission: \"777\"}]}",
+                "objects[0] (\"x\"): jmesPath[0].filePermission \"777\" is not 4 octal digits \
+                 (quote it in YAML, e.g. \"0600\")",
+            ),
+            (
+                "- {objectName: x, objectType: secretsmanager, jmesPath: [{path: u, objectAlias: ..data}]}",
+                "objects[0] (\"x\"): jmesPath[0].objectAlias gives file name \"..data\" which \
+                 starts with \"..\" (reserved for the atomic writer's ..data layout)",
+            ),
+            (
+                "- {objectName: ..data, objectType: secretsmanager}",
+                "objects[0] (\"..data\"): objectName gives file name \"..data\" which starts \
+                 with \"..\" (reserved for the atomic writer's ..data layout)",
+            ),
+            (
+                "- {objectName: x, objectType: secretsmanager, objectAlias: ..}",
+                "objects[0] (\"x\"): objectAlias gives file name \"..\" which starts with \"..\" \
+                 (reserved for the atomic writer's ..data layout)",
+            ),
+            (
+                "- {objectName: c, objectType: secretsmanager, objectVersionLabel: AWSCURRENT}\n\
+                 - {objectName: c, objectType: secretsmanager, objectVersionLabel: AWSPREVIOUS}",
+                "objects[0] (\"c\") and objects[1] (\"c\") both resolve to file \"c\"",
+            ),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(error(yaml, &CTX), want, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn rejections_without_translation() {
+        let off = Context { translation: None, ..CTX };
+        let cases = [
+            (
+                "- {objectName: a/../../etc, objectType: secretsmanager}",
+                "objects[0] (\"a/../../etc\"): objectName gives file name \"a/../../etc\" which \
+                 has a \"..\" element",
+            ),
+            (
+                "- {objectName: /../x, objectType: secretsmanager}",
+                "objects[0] (\"/../x\"): objectName gives file name \"../x\" which starts with \
+                 \"..\" (reserved for the atomic writer's ..data layout)",
+            ),
+            (
+                "- {objectName: //x, objectType: secretsmanager}",
+                "objects[0] (\"//x\"): objectName gives file name \"/x\" which is absolute",
+            ),
+            (
+                "- {objectName: x, objectType: secretsmanager, objectAlias: a/./b}",
+                "objects[0] (\"x\"): objectAlias gives file name \"a/./b\" which has a \".\" \
+                 element",
+            ),
+            (
+                "- {objectName: a, objectType: secretsmanager}\n- {objectName: /a/b, objectType: ssmparameter}",
+                "objects[0] (\"a\") resolves to file \"a\", which objects[1] (\"/a/b\") needs as \
+                 a directory for \"a/b\"",
+            ),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(error(yaml, &off), want, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn failover_rejections() {
+        let base = "- objectName: a\n  objectType: ssmparameter\n  objectVersion: \"1\"\n";
+        let cases = [
+            (
+                "  objectAlias: a\n  failoverObject: {objectName: b, objectVersion: \"1\"}",
+                &CTX,
+                "objects[0] (\"a\"): failoverObject is only allowed when the failoverRegion \
+                 parameter is set",
+            ),
+            (
+                "  failoverObject: {objectName: b, objectVersion: \"1\"}",
+                &FAILOVER,
+                "objects[0] (\"a\"): failoverObject requires the object to have an objectAlias",
+            ),
+            (
+                "  objectAlias: a\n  failoverObject: {objectVersion: \"1\"}",
+                &FAILOVER,
+                "objects[0] (\"a\"): failoverObject.objectName is required",
+            ),
+            (
+                "  objectAlias: a\n  failoverObject: {objectName: b, objectVersion: \"2\"}",
+                &FAILOVER,
+                "objects[0] (\"a\"): failoverObject.objectVersion \"2\" must equal the object's \
+                 objectVersion \"1\"",
+            ),
+            (
+                "  objectAlias: a\n  failoverObject: {objectName: b}",
+                &FAILOVER,
+                "objects[0] (\"a\"): failoverObject.objectVersion (none) must equal the \
+                 object's objectVersion \"1\"",
+            ),
+            (
+                "  objectAlias: a\n  failoverObject: {objectName: b, objectVersion: \"1\", objectVersionLabel: x}",
+                &FAILOVER,
+                "objects[0] (\"a\"): failoverObject.objectVersionLabel cannot be used together \
+                 with objectVersion for an ssmparameter",
+            ),
+            (
+                "  objectAlias: a\n  failoverObject: {objectName: 'arn:aws:secretsmanager:us-east-1:1:secret:b', objectVersion: \"1\"}",
+                &FAILOVER,
+                "objects[0] (\"a\"): failoverObject.objectName has ARN service \
+                 \"secretsmanager\" which does not match objectType \"ssmparameter\"",
+            ),
+            (
+                "  objectAlias: a\n  failoverObject: {objectName: 'arn:aws:ssm', objectVersion: \"1\"}",
+                &FAILOVER,
+                "objects[0] (\"a\"): failoverObject.objectName is not a valid ARN \
+                 (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)",
+            ),
+        ];
+        for (tail, ctx, want) in cases {
+            assert_eq!(error(&format!("{base}{tail}"), ctx), want, "{tail}");
+        }
+    }
+
+    #[test]
+    fn structure_errors_name_the_place() {
+        let cases = [
+            ("objectName: x", "invalid type: map, expected a sequence"),
+            (
+                "- just-a-name",
+                "objects[0]: invalid type: string \"just-a-name\", expected a mapping (an \
+                 object descriptor with objectName, …) at line 1 column 3",
+            ),
+            (
+                "- {objectName: x}\n- objectName: [a, b]",
+                "objects[1].objectName: invalid type: sequence, expected a string at line 2 \
+                 column 15",
+            ),
+            (
+                "- {objectName: x, jmesPath: {path: a}}",
+                "objects[0].jmesPath: invalid type: map, expected a sequence at line 1 column 29",
+            ),
+            (
+                "- {objectName: x, failoverObject: [a]}",
+                "objects[0].failoverObject: invalid type: sequence, expected a mapping (a \
+                 failoverObject with objectName) at line 1 column 35",
+            ),
+            ("- a: [\n", "did not find expected node content at line 2 column 1, while parsing a flow node"),
+        ];
+        for (yaml, want) in cases {
+            let prefix = "objects is not a valid YAML list of object descriptors: ";
+            assert_eq!(error(yaml, &CTX), format!("{prefix}{want}"), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn arns_parse() {
+        let arn = parse_arn("arn:aws-cn:ssm:cn-north-1::parameter/a:b").unwrap();
+        let want = Arn { service: "ssm", object_type: ObjectType::Parameter, region: "cn-north-1" };
+        assert_eq!(arn, want);
+    }
+
+    #[test]
+    fn file_permissions() {
+        let cases = [
+            ("0600", Some(0o600)),
+            ("0644", Some(0o644)),
+            ("0000", Some(0)),
+            ("0777", Some(0o777)),
+            ("7777", Some(0o777)),
+            ("600", None),
+            ("0800", None),
+            ("rw", None),
+            ("+600", None),
+            ("06000", None),
+            ("0x60", None),
+            ("٠٦٠٠", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_file_permission(text), want, "{text}");
+        }
+    }
+}
