@@ -2,11 +2,17 @@
 
 use crate::aws::{AwsCredentials, AwsReader, AwsSettings, Endpoints, UserAgentTag};
 use crate::cli::ServeArgs;
+use crate::identity::{AgentClient, IdentityResolver};
+use crate::k8s::K8s;
 use crate::mount::{CredentialSource, MountConfig, Mounter};
 use crate::server::{self, ServerError, Socket};
 use crate::service::ProviderService;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long a service account's role annotation is reused: a burst of pod starts costs one
+/// lookup, and an annotation change applies within this time.
+const SERVICE_ACCOUNT_CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// Builds the mounter from the flags and an injected environment lookup.
 pub async fn mounter(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Mounter {
@@ -15,17 +21,22 @@ pub async fn mounter(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> 
         user_agent: UserAgentTag::new(&args.eks_addon_version),
         operation_timeout: Duration::from_secs(30),
     };
+    let aws = AwsReader::new(settings);
+    let k8s = Arc::new(K8s::new(args.qps, args.burst, SERVICE_ACCOUNT_CACHE_TTL));
     let credentials = if args.local_credentials {
         CredentialSource::Local(AwsCredentials::local_chain().await)
     } else {
-        CredentialSource::Pod
+        let (ipv4, ipv6) = args.pod_identity_endpoints();
+        let agent = AgentClient::new(ipv4, ipv6, args.pod_identity_http_timeout.0);
+        CredentialSource::Pod(Box::new(IdentityResolver::new(aws.clone(), k8s.clone(), agent)))
     };
     let config = MountConfig {
         kubelet_path: args.kubelet_path.clone(),
         driver_writes: args.driver_writes_secrets,
         default_region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).filter(|r| !r.is_empty()),
+        node_name: env("NODE_NAME").filter(|n| !n.is_empty()),
     };
-    Mounter::new(config, AwsReader::new(settings), credentials)
+    Mounter::new(config, aws, credentials, k8s)
 }
 
 /// Serves until SIGTERM/SIGINT.

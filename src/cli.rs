@@ -59,6 +59,24 @@ pub struct ServeArgs {
     #[arg(long, env = "CSI_PROVIDER_AWS_LOCAL_CREDENTIALS", num_args = 0..=1, require_equals = true,
           default_value = "false", default_missing_value = "true", action = ArgAction::Set)]
     pub local_credentials: bool,
+    /// Kubernetes client rate limit: sustained requests per second.
+    #[arg(long, env = "CSI_PROVIDER_AWS_QPS", default_value_t = 5)]
+    pub qps: u32,
+    /// Kubernetes client rate limit: burst.
+    #[arg(long, env = "CSI_PROVIDER_AWS_BURST", default_value_t = 10)]
+    pub burst: u32,
+    /// EKS Pod Identity agent URL (IPv4).
+    #[arg(long, env = "CSI_PROVIDER_AWS_POD_IDENTITY_ENDPOINT_IPV4", default_value = "http://169.254.170.23/v1/credentials", value_parser = parse_url)]
+    pub pod_identity_endpoint_ipv4: String,
+    /// EKS Pod Identity agent URL (IPv6).
+    #[arg(long, env = "CSI_PROVIDER_AWS_POD_IDENTITY_ENDPOINT_IPV6", default_value = "http://[fd00:ec2::23]/v1/credentials", value_parser = parse_url)]
+    pub pod_identity_endpoint_ipv6: String,
+    /// One EKS Pod Identity agent URL for both address families (overrides the two above).
+    #[arg(long, env = "CSI_PROVIDER_AWS_POD_IDENTITY_ENDPOINT", value_parser = parse_url)]
+    pub pod_identity_endpoint: Option<String>,
+    /// Bound on each call to the Pod Identity agent.
+    #[arg(long, env = "CSI_PROVIDER_AWS_POD_IDENTITY_HTTP_TIMEOUT", default_value = "5s")]
+    pub pod_identity_http_timeout: Dur,
     /// EKS add-on version, appended to the user agent.
     #[arg(long, env = "CSI_PROVIDER_AWS_EKS_ADDON_VERSION", default_value = "")]
     pub eks_addon_version: String,
@@ -188,6 +206,20 @@ impl FromStr for TokenFlag {
     }
 }
 
+fn parse_url(s: &str) -> Result<String, String> {
+    check_url(s).map(|()| s.to_string()).map_err(|e| format!("{s:?}: {e}"))
+}
+
+impl ServeArgs {
+    /// The Pod Identity agent URLs (IPv4, IPv6), the shorthand overriding both.
+    pub fn pod_identity_endpoints(&self) -> (String, String) {
+        match &self.pod_identity_endpoint {
+            Some(url) => (url.clone(), url.clone()),
+            None => (self.pod_identity_endpoint_ipv4.clone(), self.pod_identity_endpoint_ipv6.clone()),
+        }
+    }
+}
+
 fn parse_provider_name(s: &str) -> Result<String, String> {
     let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     if ok && !s.starts_with('.') {
@@ -242,6 +274,12 @@ mod tests {
             EndpointFlag { service: "ssm".into(), region: None, url: "http://127.0.0.1:5000".into() }
         );
         assert_eq!("2m".parse::<Dur>(), Ok(Dur(Duration::from_secs(120))));
+        let go_chart = serve(&["--qps=5", "--burst=10", "--pod-identity-http-timeout=250ms", "--eks-addon-version=v1"]);
+        assert_eq!((go_chart.qps, go_chart.burst), (5, 10));
+        assert_eq!(go_chart.pod_identity_http_timeout, Dur(Duration::from_millis(250)));
+        assert_eq!(go_chart.pod_identity_endpoints().1, "http://[fd00:ec2::23]/v1/credentials");
+        let both = serve(&["--pod-identity-endpoint", "http://127.0.0.1:9/v1/credentials"]);
+        assert_eq!(both.pod_identity_endpoints().0, both.pod_identity_endpoints().1);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use crate::aws::{AwsCredentials, AwsReader, FetchError, Fetched, ReadItem};
 use crate::codes::ErrorCode;
+use crate::identity::{IdentityError, IdentityResolver};
+use crate::k8s::K8s;
 use crate::params::{self, MountParams, ObjectSpec, ParamError};
 use crate::render::{self, FileVersion, RenderError};
 use crate::write::{self, OutFile, WriteError, WriteOutcome};
@@ -17,6 +19,8 @@ pub struct MountConfig {
     pub driver_writes: bool,
     /// `AWS_REGION` of the provider, used when the SecretProviderClass names no region.
     pub default_region: Option<String>,
+    /// `NODE_NAME`: this node, whose region label is the last resort for the region.
+    pub node_name: Option<String>,
 }
 
 /// Where a mount's credentials come from.
@@ -24,8 +28,8 @@ pub struct MountConfig {
 pub enum CredentialSource {
     /// `--local-credentials`: the process's own chain, for every mount.
     Local(AwsCredentials),
-    /// The mounting pod's own identity.
-    Pod,
+    /// The mounting pod's own identity (IRSA or Pod Identity).
+    Pod(Box<IdentityResolver>),
 }
 
 /// One `Mount` request in domain terms.
@@ -69,8 +73,8 @@ pub enum MountError {
     Params { mount: String, source: ParamError },
     #[error("{mount}: {message}")]
     Region { mount: String, message: String },
-    #[error("{mount}: {message}")]
-    Identity { mount: String, code: ErrorCode, message: String },
+    #[error("{mount}: {source}")]
+    Identity { mount: String, source: Box<IdentityError> },
     #[error("{first}{more}")]
     Fetch { first: Box<FetchError>, more: String },
     #[error(transparent)]
@@ -86,7 +90,7 @@ impl MountError {
         match self {
             MountError::Params { source, .. } => source.code(),
             MountError::Region { .. } => ErrorCode::InvalidParameters,
-            MountError::Identity { code, .. } => *code,
+            MountError::Identity { source, .. } => source.code(),
             MountError::Fetch { first, .. } => first.code,
             MountError::Render(_) => ErrorCode::JmesPathFailed,
             MountError::Write(e) => e.code(),
@@ -101,12 +105,13 @@ pub struct Mounter {
     config: MountConfig,
     aws: AwsReader,
     credentials: CredentialSource,
+    k8s: Arc<K8s>,
     locks: TargetLocks,
 }
 
 impl Mounter {
-    pub fn new(config: MountConfig, aws: AwsReader, credentials: CredentialSource) -> Self {
-        Mounter { config, aws, credentials, locks: TargetLocks::default() }
+    pub fn new(config: MountConfig, aws: AwsReader, credentials: CredentialSource, k8s: Arc<K8s>) -> Self {
+        Mounter { config, aws, credentials, k8s, locks: TargetLocks::default() }
     }
 
     pub fn config(&self) -> &MountConfig {
@@ -118,9 +123,12 @@ impl Mounter {
         let params = params::parse_mount_request(&input.attributes, &input.secrets, &input.permission)
             .map_err(|source| MountError::Params { mount: mount_name(&input.attributes), source })?;
         let target = self.target(&input.target_path)?;
-        let region = self.region(&params)?;
+        let region = self.region(&params).await?;
         check_arn_regions(&params, &region)?;
-        let credentials = self.credentials(&params)?;
+        if params.failover_region.as_deref() == Some(region.as_str()) {
+            return Err(region_error(&params, format!("failoverRegion {region} must differ from the region")));
+        }
+        let credentials = self.credentials(&params, &region).await?;
         let fetched = self.fetch(&params, &credentials, &region).await?;
         let rendered = render::render(&params.objects, &fetched)?;
         let delivery = self.deliver(target, &rendered.files).await?;
@@ -137,23 +145,40 @@ impl Mounter {
         Ok(Some(write::check_target(&self.config.kubelet_path, target)?))
     }
 
-    fn region(&self, params: &MountParams) -> Result<String, MountError> {
-        params.region.clone().or_else(|| self.config.default_region.clone()).ok_or_else(|| MountError::Region {
-            mount: params.describe(),
-            message: "no region: set the region parameter in the SecretProviderClass or AWS_REGION on the provider"
-                .into(),
-        })
+    /// The SecretProviderClass `region`, else the provider's `AWS_REGION`, else this node's
+    /// `topology.kubernetes.io/region` label.
+    async fn region(&self, params: &MountParams) -> Result<String, MountError> {
+        if let Some(region) = params.region.clone().or_else(|| self.config.default_region.clone()) {
+            return Ok(region);
+        }
+        let Some(node) = &self.config.node_name else {
+            return Err(region_error(params, "no region: set the region parameter, AWS_REGION on the provider, or NODE_NAME so the node's topology.kubernetes.io/region label is used".into()));
+        };
+        match self.k8s.node_region(node).await {
+            Ok(Some(region)) => Ok(region),
+            Ok(None) => Err(region_error(
+                params,
+                format!("no region: node {node} has no topology.kubernetes.io/region label; set the region parameter"),
+            )),
+            Err(e) => {
+                Err(region_error(params, format!("no region parameter, and the region of node {node} is unknown: {e}")))
+            }
+        }
     }
 
-    fn credentials(&self, params: &MountParams) -> Result<AwsCredentials, MountError> {
+    async fn credentials(&self, params: &MountParams, region: &str) -> Result<AwsCredentials, MountError> {
         match &self.credentials {
             CredentialSource::Local(credentials) => Ok(credentials.clone()),
-            CredentialSource::Pod => Err(MountError::Identity {
-                mount: params.describe(),
-                code: ErrorCode::IdentityFailed,
-                message: "pod identity is not available in this build; run the provider with --local-credentials"
-                    .into(),
-            }),
+            CredentialSource::Pod(resolver) => {
+                let mut regions = vec![region];
+                regions.extend(params.failover_region.as_deref());
+                let pod = resolver
+                    .resolve(params, &regions)
+                    .await
+                    .map_err(|source| MountError::Identity { mount: params.describe(), source: Box::new(source) })?;
+                tracing::debug!(identity = %pod.identity, "pod credentials obtained");
+                Ok(pod.credentials)
+            }
         }
     }
 
@@ -259,17 +284,19 @@ fn collect(results: Vec<Result<Fetched, FetchError>>) -> Result<Vec<Fetched>, Mo
     Err(MountError::Fetch { first: Box::new(first), more })
 }
 
+fn region_error(params: &MountParams, message: String) -> MountError {
+    MountError::Region { mount: params.describe(), message }
+}
+
 /// Every ARN objectName must be in the mount's region, as the Go provider requires.
 fn check_arn_regions(params: &MountParams, region: &str) -> Result<(), MountError> {
     for object in &params.objects {
         if let Some(arn_region) = object.arn_region.as_deref().filter(|r| *r != region) {
-            return Err(MountError::Region {
-                mount: params.describe(),
-                message: format!(
-                    "objects[{}] ({:?}): ARN region {arn_region} must match region {region}",
-                    object.index, object.name
-                ),
-            });
+            let message = format!(
+                "objects[{}] ({:?}): ARN region {arn_region} must match region {region}",
+                object.index, object.name
+            );
+            return Err(region_error(params, message));
         }
     }
     Ok(())

@@ -32,7 +32,6 @@ pub(super) struct ClientParts {
     pub region: Region,
     pub endpoint: Option<String>,
     pub http: SharedHttpClient,
-    pub credentials: AwsCredentials,
     pub retry: RetryConfig,
     pub timeouts: TimeoutConfig,
     pub user_agent: UserAgentTag,
@@ -53,13 +52,12 @@ impl AwsReader {
         &self.settings.endpoints
     }
 
-    pub(super) fn parts(&self, service: Service, region: &str, credentials: &AwsCredentials) -> ClientParts {
+    pub(super) fn parts(&self, service: Service, region: &str) -> ClientParts {
         let endpoint = self.settings.endpoints.resolve(service, region, None).map(|e| e.url);
         ClientParts {
             region: Region::new(region.to_string()),
             endpoint,
             http: self.http.clone(),
-            credentials: credentials.clone(),
             retry: RetryConfig::standard().with_max_attempts(3),
             timeouts: TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
@@ -99,21 +97,22 @@ impl ClientParts {
         BehaviorVersion::latest()
     }
 
-    pub fn identity_cache(&self) -> SharedIdentityCache {
-        self.credentials.cache.clone().unwrap_or_else(aws_config::identity::IdentityCache::no_cache)
+    pub fn identity_cache(credentials: &AwsCredentials) -> SharedIdentityCache {
+        credentials.cache.clone().unwrap_or_else(aws_config::identity::IdentityCache::no_cache)
     }
 }
 
 /// Builds a service client from [`ClientParts`]; every generated SDK config builder has the
 /// same setters, so one macro serves all three services.
 macro_rules! build_client {
-    ($sdk:ident, $parts:expr) => {{
+    ($sdk:ident, $parts:expr, $credentials:expr) => {{
         let parts = $parts;
+        let credentials: &crate::aws::AwsCredentials = $credentials;
         let mut builder = $sdk::Config::builder()
             .behavior_version(crate::aws::clients::ClientParts::behavior())
             .region(parts.region.clone())
-            .credentials_provider(parts.credentials.provider.clone())
-            .identity_cache(parts.identity_cache())
+            .credentials_provider(credentials.provider.clone())
+            .identity_cache(crate::aws::clients::ClientParts::identity_cache(credentials))
             .http_client(parts.http.clone())
             .retry_config(parts.retry.clone())
             .timeout_config(parts.timeouts.clone())

@@ -8,11 +8,13 @@ pub mod endpoints;
 pub mod errors;
 mod parameter_store;
 mod secrets_manager;
+mod sts;
 mod user_agent;
 
 pub use clients::{AwsReader, AwsSettings};
 pub use credentials::AwsCredentials;
 pub use endpoints::{Endpoints, Service};
+pub use sts::WebIdentityGrant;
 pub use user_agent::UserAgentTag;
 
 use crate::codes::ErrorCode;

@@ -38,7 +38,7 @@ pub(super) async fn read_all(
     if items.is_empty() {
         return Vec::new();
     }
-    let client = build_client!(ssm, reader.parts(Service::Ssm, region, credentials));
+    let client = build_client!(ssm, reader.parts(Service::Ssm, region), credentials);
     let mut by_name: BTreeMap<Wanted, Vec<(usize, &ReadItem)>> = BTreeMap::new();
     for (index, item) in items {
         let wanted = Wanted { request: request_name(item), base: item.name.clone() };

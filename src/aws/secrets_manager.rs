@@ -16,7 +16,7 @@ pub(super) async fn read_all(
     if items.is_empty() {
         return Vec::new();
     }
-    let client = build_client!(sm, reader.parts(Service::SecretsManager, region, credentials));
+    let client = build_client!(sm, reader.parts(Service::SecretsManager, region), credentials);
     let reads = items.iter().map(|(index, item)| {
         let client = &client;
         async move { (*index, read_one(client, region, item).await) }

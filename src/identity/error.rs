@@ -1,0 +1,38 @@
+//! Identity errors: each names what to fix; none carries a token or a credential.
+
+use crate::codes::ErrorCode;
+use crate::k8s::K8sError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IdentityError {
+    #[error(
+        "no service-account token for audience {audience:?}: configure the CSIDriver's tokenRequests with audience {audience:?}"
+    )]
+    TokenMissing { audience: &'static str },
+    #[error(
+        "service account {namespace}/{name} has no eks.amazonaws.com/role-arn annotation: annotate it with the IAM role the pod should use (or set usePodIdentity)"
+    )]
+    NoRoleAnnotation { namespace: String, name: String },
+    #[error("the role of service account {namespace}/{name} could not be read: {source}")]
+    Kubernetes { namespace: String, name: String, source: K8sError },
+    #[error("STS AssumeRoleWithWebIdentity for role {role} ({region}) failed: {reason}")]
+    Sts { role: String, region: String, code: ErrorCode, reason: String },
+    #[error("the EKS Pod Identity agent at {url} refused the pod's token: {reason}")]
+    AgentRefused { url: String, reason: String },
+    #[error("the EKS Pod Identity agent could not be reached ({tried}): {reason}")]
+    AgentUnreachable { tried: String, reason: String },
+}
+
+impl IdentityError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            IdentityError::TokenMissing { .. } => ErrorCode::TokenMissing,
+            IdentityError::NoRoleAnnotation { .. } | IdentityError::AgentRefused { .. } => ErrorCode::IdentityFailed,
+            IdentityError::Kubernetes { source, .. } if source.is_transient() => ErrorCode::EndpointUnreachable,
+            IdentityError::Kubernetes { .. } => ErrorCode::IdentityFailed,
+            IdentityError::Sts { code, .. } if code.is_transient() => *code,
+            IdentityError::Sts { .. } => ErrorCode::IdentityFailed,
+            IdentityError::AgentUnreachable { .. } => ErrorCode::EndpointUnreachable,
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The only user of `kube`: the pod's service-account role annotation and this node's region
+//! label. The client is created on first use (in-cluster config, else `KUBECONFIG`), calls are
+//! rate limited (`--qps`, `--burst`), service-account lookups are cached briefly and the node's
+//! region once. RBAC needed: `get` on serviceaccounts and nodes.
+
+use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use kube::Api;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
+
+/// The annotation IRSA reads the role from.
+pub const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+/// The node label the region comes from.
+pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum K8sError {
+    #[error("the Kubernetes API is not configured (no in-cluster config and no usable KUBECONFIG): {0}")]
+    NoClient(String),
+    #[error("reading {what} from the Kubernetes API failed: {reason}")]
+    Api { what: String, reason: String, transient: bool },
+}
+
+impl K8sError {
+    /// Whether a retry could help (connection problems, 5xx, 429).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, K8sError::Api { transient: true, .. })
+    }
+}
+
+/// A role annotation (or its absence) and when it was read.
+type CachedRole = (Instant, Option<String>);
+
+/// Kubernetes lookups, shared by every mount.
+pub struct K8s {
+    client: OnceCell<kube::Client>,
+    limiter: RateLimiter,
+    sa_ttl: Duration,
+    service_accounts: Mutex<HashMap<(String, String), CachedRole>>,
+    node_region: OnceCell<Option<String>>,
+}
+
+impl K8s {
+    pub fn new(qps: u32, burst: u32, sa_ttl: Duration) -> Self {
+        K8s {
+            client: OnceCell::new(),
+            limiter: RateLimiter::new(qps, burst),
+            sa_ttl,
+            service_accounts: Mutex::new(HashMap::new()),
+            node_region: OnceCell::new(),
+        }
+    }
+
+    async fn client(&self) -> Result<kube::Client, K8sError> {
+        self.client
+            .get_or_try_init(|| async {
+                kube::Client::try_default().await.map_err(|e| K8sError::NoClient(e.to_string()))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The IRSA role annotation of `namespace/name` (`None` when it has none).
+    pub async fn service_account_role(&self, namespace: &str, name: &str) -> Result<Option<String>, K8sError> {
+        let key = (namespace.to_string(), name.to_string());
+        if let Some(role) = self.cached_role(&key) {
+            return Ok(role);
+        }
+        self.limiter.acquire().await;
+        let api: Api<ServiceAccount> = Api::namespaced(self.client().await?, namespace);
+        let sa = api.get(name).await.map_err(|e| api_error(format!("service account {namespace}/{name}"), e))?;
+        let role = sa.metadata.annotations.and_then(|a| a.get(ROLE_ANNOTATION).cloned()).filter(|r| !r.is_empty());
+        let mut cache = self.service_accounts.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, (at, _)| at.elapsed() < self.sa_ttl);
+        cache.insert(key, (Instant::now(), role.clone()));
+        Ok(role)
+    }
+
+    fn cached_role(&self, key: &(String, String)) -> Option<Option<String>> {
+        let cache = self.service_accounts.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(key).filter(|(at, _)| at.elapsed() < self.sa_ttl).map(|(_, role)| role.clone())
+    }
+
+    /// The region label of `node`, looked up once (a failed lookup is retried next time).
+    pub async fn node_region(&self, node: &str) -> Result<Option<String>, K8sError> {
+        self.node_region
+            .get_or_try_init(|| async {
+                self.limiter.acquire().await;
+                let api: Api<Node> = Api::all(self.client().await?);
+                let found = api.get(node).await.map_err(|e| api_error(format!("node {node}"), e))?;
+                Ok(found.metadata.labels.and_then(|l| l.get(REGION_LABEL).cloned()).filter(|r| !r.is_empty()))
+            })
+            .await
+            .cloned()
+    }
+}
+
+impl std::fmt::Debug for K8s {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("K8s").field("connected", &self.client.initialized()).field("sa_ttl", &self.sa_ttl).finish()
+    }
+}
+
+fn api_error(what: String, err: kube::Error) -> K8sError {
+    let (reason, transient) = match &err {
+        kube::Error::Api(status) => {
+            let code = status.code;
+            (format!("{} (HTTP {code})", status.message), code >= 500 || code == 429)
+        }
+        other => (other.to_string(), true),
+    };
+    K8sError::Api { what, reason, transient }
+}
+
+/// A token bucket: `qps` sustained, `burst` at once (client-go's default limiter shape).
+#[derive(Debug)]
+pub struct RateLimiter {
+    qps: f64,
+    burst: f64,
+    state: tokio::sync::Mutex<(f64, tokio::time::Instant)>,
+}
+
+impl RateLimiter {
+    pub fn new(qps: u32, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        RateLimiter {
+            qps: f64::from(qps.max(1)),
+            burst,
+            state: tokio::sync::Mutex::new((burst, tokio::time::Instant::now())),
+        }
+    }
+
+    /// Waits for a token.
+    pub async fn acquire(&self) {
+        let mut state = self.state.lock().await;
+        let (tokens, last) = *state;
+        let now = tokio::time::Instant::now();
+        let available = (tokens + now.duration_since(last).as_secs_f64() * self.qps).min(self.burst);
+        if available >= 1.0 {
+            *state = (available - 1.0, now);
+            return;
+        }
+        let wait = Duration::from_secs_f64((1.0 - available) / self.qps);
+        tokio::time::sleep(wait).await;
+        *state = (0.0, tokio::time::Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limiter_allows_a_burst_then_qps() {
+        let limiter = RateLimiter::new(5, 10);
+        let start = tokio::time::Instant::now();
+        for _ in 0..10 {
+            limiter.acquire().await;
+        }
+        assert!(start.elapsed() < Duration::from_millis(1), "the burst is immediate");
+        for _ in 0..5 {
+            limiter.acquire().await;
+        }
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(990) && elapsed < Duration::from_millis(1100), "{elapsed:?}");
+    }
+}
