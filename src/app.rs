@@ -1,7 +1,9 @@
 //! Wires the serve flags into a running provider: AWS reader, credentials, mounter, socket.
 
-use crate::aws::{AwsCredentials, AwsReader, AwsSettings, Endpoints, UserAgentTag};
+use crate::aws::{AwsCredentials, AwsReader, AwsSettings, CallCounter, Endpoints, UserAgentTag};
+use crate::cache::ValueCache;
 use crate::cli::ServeArgs;
+use crate::fetch::Fetcher;
 use crate::identity::{AgentClient, IdentityResolver};
 use crate::k8s::K8s;
 use crate::mount::{CredentialSource, MountConfig, Mounter};
@@ -20,6 +22,7 @@ pub async fn mounter(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> 
         endpoints: Endpoints::new(&args.endpoints, &env),
         user_agent: UserAgentTag::new(&args.eks_addon_version),
         operation_timeout: Duration::from_secs(30),
+        calls: CallCounter::new(),
     };
     let aws = AwsReader::new(settings);
     let k8s = Arc::new(K8s::new(args.qps, args.burst, SERVICE_ACCOUNT_CACHE_TTL));
@@ -36,7 +39,8 @@ pub async fn mounter(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> 
         default_region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).filter(|r| !r.is_empty()),
         node_name: env("NODE_NAME").filter(|n| !n.is_empty()),
     };
-    Mounter::new(config, aws, credentials, k8s)
+    let fetcher = Fetcher::new(aws, ValueCache::new(args.cache_ttl.0, args.cache_max_entries));
+    Mounter::new(config, fetcher, credentials, k8s)
 }
 
 /// Serves until SIGTERM/SIGINT.

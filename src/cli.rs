@@ -77,6 +77,12 @@ pub struct ServeArgs {
     /// Bound on each call to the Pod Identity agent.
     #[arg(long, env = "CSI_PROVIDER_AWS_POD_IDENTITY_HTTP_TIMEOUT", default_value = "5s")]
     pub pod_identity_http_timeout: Dur,
+    /// How old a cached value may be when served; `0` disables the cache.
+    #[arg(long, env = "CSI_PROVIDER_AWS_CACHE_TTL", default_value = "60s")]
+    pub cache_ttl: Dur,
+    /// Bound on cached values.
+    #[arg(long, env = "CSI_PROVIDER_AWS_CACHE_MAX_ENTRIES", default_value_t = 10_000)]
+    pub cache_max_entries: usize,
     /// EKS add-on version, appended to the user agent.
     #[arg(long, env = "CSI_PROVIDER_AWS_EKS_ADDON_VERSION", default_value = "")]
     pub eks_addon_version: String,

@@ -8,9 +8,11 @@
 pub mod app;
 pub mod authority;
 pub mod aws;
+pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod codes;
+pub mod fetch;
 pub mod identity;
 pub mod jmes;
 pub mod k8s;

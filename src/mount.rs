@@ -1,8 +1,9 @@
 //! One `Mount`, end to end: parameters → region → credentials → fetch (with failover) →
 //! render → write into the target path, or return the files in driver-writes mode.
 
-use crate::aws::{AwsCredentials, AwsReader, FetchError, Fetched, ReadItem};
+use crate::aws::{AwsCredentials, FetchError, Fetched, ReadItem};
 use crate::codes::ErrorCode;
+use crate::fetch::Fetcher;
 use crate::identity::{IdentityError, IdentityResolver};
 use crate::k8s::K8s;
 use crate::params::{self, MountParams, ObjectSpec, ParamError};
@@ -103,15 +104,20 @@ impl MountError {
 #[derive(Debug)]
 pub struct Mounter {
     config: MountConfig,
-    aws: AwsReader,
+    fetcher: Fetcher,
     credentials: CredentialSource,
     k8s: Arc<K8s>,
     locks: TargetLocks,
 }
 
 impl Mounter {
-    pub fn new(config: MountConfig, aws: AwsReader, credentials: CredentialSource, k8s: Arc<K8s>) -> Self {
-        Mounter { config, aws, credentials, k8s, locks: TargetLocks::default() }
+    pub fn new(config: MountConfig, fetcher: Fetcher, credentials: CredentialSource, k8s: Arc<K8s>) -> Self {
+        Mounter { config, fetcher, credentials, k8s, locks: TargetLocks::default() }
+    }
+
+    /// The fetcher (its cache and AWS call counts).
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
     }
 
     pub fn config(&self) -> &MountConfig {
@@ -128,8 +134,8 @@ impl Mounter {
         if params.failover_region.as_deref() == Some(region.as_str()) {
             return Err(region_error(&params, format!("failoverRegion {region} must differ from the region")));
         }
-        let credentials = self.credentials(&params, &region).await?;
-        let fetched = self.fetch(&params, &credentials, &region).await?;
+        let (credentials, identity) = self.credentials(&params, &region).await?;
+        let fetched = self.fetch(&params, &credentials, &identity, &region).await?;
         let rendered = render::render(&params.objects, &fetched)?;
         let delivery = self.deliver(target, &rendered.files).await?;
         let files = if delivery == Delivery::Returned { rendered.files } else { Vec::new() };
@@ -166,9 +172,10 @@ impl Mounter {
         }
     }
 
-    async fn credentials(&self, params: &MountParams, region: &str) -> Result<AwsCredentials, MountError> {
+    /// The credentials to read with, and the identity they prove (the cache scope).
+    async fn credentials(&self, params: &MountParams, region: &str) -> Result<(AwsCredentials, String), MountError> {
         match &self.credentials {
-            CredentialSource::Local(credentials) => Ok(credentials.clone()),
+            CredentialSource::Local(credentials) => Ok((credentials.clone(), "local".to_string())),
             CredentialSource::Pod(resolver) => {
                 let mut regions = vec![region];
                 regions.extend(params.failover_region.as_deref());
@@ -177,7 +184,7 @@ impl Mounter {
                     .await
                     .map_err(|source| MountError::Identity { mount: params.describe(), source: Box::new(source) })?;
                 tracing::debug!(identity = %pod.identity, "pod credentials obtained");
-                Ok(pod.credentials)
+                Ok((pod.credentials, pod.identity))
             }
         }
     }
@@ -188,12 +195,13 @@ impl Mounter {
         &self,
         params: &MountParams,
         creds: &AwsCredentials,
+        identity: &str,
         region: &str,
     ) -> Result<Vec<Fetched>, MountError> {
         let items: Vec<ReadItem> = params.objects.iter().map(primary_item).collect();
-        let mut results = self.aws.read(creds, region, &items).await;
+        let mut results = self.fetcher.fetch(creds, identity, region, &items).await;
         if let Some(failover_region) = &params.failover_region {
-            self.fail_over(params, creds, failover_region, &mut results).await;
+            self.fail_over(params, creds, identity, failover_region, &mut results).await;
         }
         collect(results)
     }
@@ -202,6 +210,7 @@ impl Mounter {
         &self,
         params: &MountParams,
         creds: &AwsCredentials,
+        identity: &str,
         failover_region: &str,
         results: &mut [Result<Fetched, FetchError>],
     ) {
@@ -216,7 +225,7 @@ impl Mounter {
             "primary region failed transiently; reading from the failover region"
         );
         let items: Vec<ReadItem> = retry.iter().map(|&i| failover_item(&params.objects[i])).collect();
-        let second = self.aws.read(creds, failover_region, &items).await;
+        let second = self.fetcher.fetch(creds, identity, failover_region, &items).await;
         for (i, result) in retry.into_iter().zip(second) {
             let primary = results[i].as_ref().err().map(|e| e.to_string()).unwrap_or_default();
             results[i] = result.map_err(|mut e| {

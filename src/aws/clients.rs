@@ -1,7 +1,8 @@
 //! Client set-up: one shared HTTP client and connection pool, endpoints per service and region,
 //! our user agent, retries and timeouts. Reads are dispatched to the store modules.
 
-use super::{AwsCredentials, Endpoints, FetchError, Fetched, ReadItem, Service, UserAgentTag};
+use super::batch::BatchPolicy;
+use super::{AwsCredentials, CallCounter, Endpoints, FetchError, Fetched, ReadItem, Service, UserAgentTag};
 use crate::params::ObjectType;
 use aws_config::BehaviorVersion;
 use aws_config::Region;
@@ -9,6 +10,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::identity::SharedIdentityCache;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What the admin configured for AWS access.
@@ -18,6 +20,8 @@ pub struct AwsSettings {
     pub user_agent: UserAgentTag,
     /// Bound on one whole operation, retries included.
     pub operation_timeout: Duration,
+    /// Counts every call attempt.
+    pub calls: CallCounter,
 }
 
 /// Reads objects from AWS with given credentials in a given region.
@@ -25,6 +29,7 @@ pub struct AwsSettings {
 pub struct AwsReader {
     http: SharedHttpClient,
     settings: AwsSettings,
+    pub(super) batch: Arc<BatchPolicy>,
 }
 
 /// The common parts of every service client's configuration.
@@ -35,6 +40,7 @@ pub(super) struct ClientParts {
     pub retry: RetryConfig,
     pub timeouts: TimeoutConfig,
     pub user_agent: UserAgentTag,
+    pub calls: CallCounter,
 }
 
 impl AwsReader {
@@ -44,7 +50,12 @@ impl AwsReader {
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
             ))
             .build_https();
-        AwsReader { http, settings }
+        AwsReader { http, settings, batch: Arc::new(BatchPolicy::default()) }
+    }
+
+    /// The call counter every client reports to.
+    pub fn calls(&self) -> &CallCounter {
+        &self.settings.calls
     }
 
     /// The endpoint configuration in force.
@@ -64,6 +75,7 @@ impl AwsReader {
                 .operation_timeout(self.settings.operation_timeout)
                 .build(),
             user_agent: self.settings.user_agent.clone(),
+            calls: self.settings.calls.clone(),
         }
     }
 
@@ -72,12 +84,13 @@ impl AwsReader {
     pub async fn read(
         &self,
         credentials: &AwsCredentials,
+        identity: &str,
         region: &str,
         items: &[ReadItem],
     ) -> Vec<Result<Fetched, FetchError>> {
         let (secrets, params): (Vec<_>, Vec<_>) =
             items.iter().enumerate().partition(|(_, i)| i.object_type == ObjectType::SecretsManager);
-        let sm = super::secrets_manager::read_all(self, credentials, region, &secrets);
+        let sm = super::secrets_manager::read_all(self, credentials, identity, region, &secrets);
         let ssm = super::parameter_store::read_all(self, credentials, region, &params);
         let (sm, ssm) = tokio::join!(sm, ssm);
         let mut results: Vec<Option<Result<Fetched, FetchError>>> = vec![None; items.len()];
@@ -116,7 +129,8 @@ macro_rules! build_client {
             .http_client(parts.http.clone())
             .retry_config(parts.retry.clone())
             .timeout_config(parts.timeouts.clone())
-            .interceptor(parts.user_agent.clone());
+            .interceptor(parts.user_agent.clone())
+            .interceptor(parts.calls.clone());
         if let Some(url) = &parts.endpoint {
             builder = builder.endpoint_url(url.clone());
         }

@@ -2,7 +2,9 @@
 //! Secrets Manager and Parameter Store, and error classification. Everything it returns is a
 //! domain type.
 
+mod batch;
 mod clients;
+pub mod counting;
 mod credentials;
 pub mod endpoints;
 pub mod errors;
@@ -12,6 +14,7 @@ mod sts;
 mod user_agent;
 
 pub use clients::{AwsReader, AwsSettings};
+pub use counting::{CallCounter, CallKey};
 pub use credentials::AwsCredentials;
 pub use endpoints::{Endpoints, Service};
 pub use sts::WebIdentityGrant;

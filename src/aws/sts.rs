@@ -51,7 +51,8 @@ impl AwsReader {
             .http_client(parts.http.clone())
             .retry_config(parts.retry.clone())
             .timeout_config(parts.timeouts.clone())
-            .interceptor(parts.user_agent.clone());
+            .interceptor(parts.user_agent.clone())
+            .interceptor(parts.calls.clone());
         if let Some(url) = &parts.endpoint {
             builder = builder.endpoint_url(url.clone());
         }

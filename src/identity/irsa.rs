@@ -9,12 +9,12 @@ use crate::params::{MountParams, ServiceAccountToken};
 /// Tries each region's STS in turn, moving on only after a transient failure.
 pub(super) async fn credentials(
     aws: &AwsReader,
-    k8s: &K8s,
     params: &MountParams,
+    role: &str,
     token: &ServiceAccountToken,
     regions: &[&str],
 ) -> Result<PodCredentials, IdentityError> {
-    let role = role_of(k8s, params).await?;
+    let role = role.to_string();
     let session = session_name(&params.pod.namespace, &params.pod.name);
     let mut last = None;
     for region in regions {
@@ -23,6 +23,8 @@ pub(super) async fn credentials(
                 return Ok(PodCredentials {
                     credentials: grant.credentials,
                     identity: role_of_assumed(&grant.assumed_role_arn),
+                    expires: grant.expires,
+                    obtained: std::time::SystemTime::now(),
                 });
             }
             Err(f) => {
@@ -47,7 +49,8 @@ pub(super) async fn credentials(
     }))
 }
 
-async fn role_of(k8s: &K8s, params: &MountParams) -> Result<String, IdentityError> {
+/// The IRSA role of the pod's service account.
+pub(super) async fn role_of(k8s: &K8s, params: &MountParams) -> Result<String, IdentityError> {
     let (namespace, name) = (&params.pod.namespace, &params.pod.service_account);
     let err = |source| IdentityError::Kubernetes { namespace: namespace.clone(), name: name.clone(), source };
     k8s.service_account_role(namespace, name)

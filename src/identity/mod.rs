@@ -2,6 +2,7 @@
 //! `AssumeRoleWithWebIdentity` with the pod's token) or EKS Pod Identity (the agent, with the
 //! pod's token). Credentials obtained for one pod are returned to that mount only.
 
+mod cache;
 mod error;
 mod irsa;
 mod pod_identity;
@@ -14,11 +15,15 @@ use crate::aws::{AwsCredentials, AwsReader};
 use crate::k8s::K8s;
 use crate::params::MountParams;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// Token audience for IRSA.
 pub const IRSA_AUDIENCE: &str = "sts.amazonaws.com";
 /// Token audience for EKS Pod Identity.
 pub const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
+
+/// Bound on cached credentials (one per live token).
+const MAX_CACHED_CREDENTIALS: usize = 10_000;
 
 /// Credentials obtained for one pod, with the identity AWS proved.
 #[derive(Debug, Clone)]
@@ -26,6 +31,8 @@ pub struct PodCredentials {
     pub credentials: AwsCredentials,
     /// IRSA: the `AssumedRoleUser` role; Pod Identity: `ACCOUNT:namespace/serviceaccount`.
     pub identity: String,
+    pub expires: Option<SystemTime>,
+    pub obtained: SystemTime,
 }
 
 /// Resolves a mount's credentials from the pod's identity.
@@ -34,22 +41,40 @@ pub struct IdentityResolver {
     aws: AwsReader,
     k8s: Arc<K8s>,
     agent: AgentClient,
+    cache: Arc<cache::CredentialCache>,
 }
 
 impl IdentityResolver {
     pub fn new(aws: AwsReader, k8s: Arc<K8s>, agent: AgentClient) -> Self {
-        IdentityResolver { aws, k8s, agent }
+        IdentityResolver { aws, k8s, agent, cache: Arc::new(cache::CredentialCache::new(MAX_CACHED_CREDENTIALS)) }
     }
 
-    /// The pod's credentials. `regions` are the regions being read, primary first: IRSA tries
-    /// the next region's STS endpoint only when one fails transiently.
+    /// The pod's credentials, reused while the same token is presented. `regions` are the
+    /// regions being read, primary first: IRSA tries the next region's STS endpoint only when
+    /// one fails transiently.
     pub async fn resolve(&self, params: &MountParams, regions: &[&str]) -> Result<PodCredentials, IdentityError> {
         if params.use_pod_identity {
             let token = tokens::token_for(params, POD_IDENTITY_AUDIENCE)?;
-            pod_identity::credentials(&self.agent, params, token).await
+            let key = cache::key(&["pod-identity", token.token.expose()]);
+            self.cached(key, pod_identity::credentials(&self.agent, params, token)).await
         } else {
             let token = tokens::token_for(params, IRSA_AUDIENCE)?;
-            irsa::credentials(&self.aws, &self.k8s, params, token, regions).await
+            let role = irsa::role_of(&self.k8s, params).await?;
+            let key = cache::key(&["irsa", &role, token.token.expose()]);
+            self.cached(key, irsa::credentials(&self.aws, params, &role, token, regions)).await
         }
+    }
+
+    async fn cached(
+        &self,
+        key: cache::CredentialKey,
+        obtain: impl std::future::Future<Output = Result<PodCredentials, IdentityError>>,
+    ) -> Result<PodCredentials, IdentityError> {
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit);
+        }
+        let creds = obtain.await?;
+        self.cache.put(key, creds.clone());
+        Ok(creds)
     }
 }

@@ -31,6 +31,7 @@ struct AgentAnswer {
     secret_access_key: String,
     token: Option<String>,
     account_id: Option<String>,
+    expiration: Option<String>,
 }
 
 /// One failed try: refused (the agent answered no) or unreachable (try the next address).
@@ -119,7 +120,8 @@ fn grant(answer: AgentAnswer, params: &MountParams) -> PodCredentials {
         answer.token.as_deref(),
         &format!("pod-identity {identity}"),
     );
-    PodCredentials { credentials, identity }
+    let expires = answer.expiration.as_deref().and_then(|e| humantime::parse_rfc3339_weak(e).ok());
+    PodCredentials { credentials, identity, expires, obtained: std::time::SystemTime::now() }
 }
 
 #[cfg(test)]

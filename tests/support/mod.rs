@@ -15,6 +15,12 @@
 //! up; that is fine inside `#[tokio::test]`.
 #![allow(dead_code)]
 
+pub mod agent;
+pub mod kube;
+pub mod recorder;
+pub mod stand_in;
+pub mod world;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

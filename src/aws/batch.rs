@@ -1,0 +1,200 @@
+//! `BatchGetSecretValue`: up to 20 current secrets per call. A role that may not batch (policies
+//! written for the Go provider grant only `GetSecretValue`) is remembered and read with single
+//! calls; a throttled batch API (its quota is 100/s account-wide) is left alone for a while.
+
+use super::{FetchError, Fetched, ReadItem, errors};
+use crate::codes::ErrorCode;
+use crate::secret::SecretBytes;
+use aws_sdk_secretsmanager as sm;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The most secrets one `BatchGetSecretValue` may name.
+pub const BATCH: usize = 20;
+/// How long the batch API is avoided after it was throttled.
+const THROTTLE_COOLDOWN: Duration = Duration::from_secs(60);
+
+/// What the provider learned about batching.
+#[derive(Debug, Default)]
+pub struct BatchPolicy {
+    denied: Mutex<HashSet<String>>,
+    throttled_at: Mutex<Option<Instant>>,
+}
+
+impl BatchPolicy {
+    /// Whether `identity` may try the batch API now.
+    pub fn allowed(&self, identity: &str) -> bool {
+        let denied = self.denied.lock().unwrap_or_else(|p| p.into_inner()).contains(identity);
+        let throttled = self
+            .throttled_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < THROTTLE_COOLDOWN);
+        !denied && !throttled
+    }
+
+    /// Learns from a failed batch call; returns whether to fall back to single reads.
+    pub fn learn(&self, identity: &str, failure: &errors::Failure) -> bool {
+        match failure.code {
+            ErrorCode::AccessDenied => {
+                tracing::info!(
+                    identity,
+                    "BatchGetSecretValue is not allowed for this identity; using GetSecretValue from now on"
+                );
+                self.denied.lock().unwrap_or_else(|p| p.into_inner()).insert(identity.to_string());
+                true
+            }
+            ErrorCode::Throttled => {
+                tracing::warn!("BatchGetSecretValue is throttled; using GetSecretValue for a while");
+                *self.throttled_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether an item asks for the current version (the only reads a batch can serve).
+pub fn is_current(item: &ReadItem) -> bool {
+    item.version_id.is_none() && item.version_label.as_deref().is_none_or(|l| l == "AWSCURRENT")
+}
+
+/// One batch's answers, keyed by the id sent.
+pub type BatchAnswers = BTreeMap<String, Result<Fetched, errors::Failure>>;
+
+/// Reads up to [`BATCH`] secret ids in one call (following `NextToken` if AWS pages).
+pub async fn read_batch(client: &sm::Client, ids: &[String]) -> Result<BatchAnswers, errors::Failure> {
+    let mut answers = BatchAnswers::new();
+    let mut next: Option<String> = None;
+    loop {
+        let output = client
+            .batch_get_secret_value()
+            .set_secret_id_list(Some(ids.to_vec()))
+            .set_next_token(next.clone())
+            .send()
+            .await
+            .map_err(|e| errors::classify(&e))?;
+        next = output.next_token.clone().filter(|t| !t.is_empty());
+        collect(ids, output, &mut answers);
+        if next.is_none() || answers.len() == ids.len() {
+            return Ok(answers);
+        }
+    }
+}
+
+fn collect(
+    ids: &[String],
+    output: sm::operation::batch_get_secret_value::BatchGetSecretValueOutput,
+    answers: &mut BatchAnswers,
+) {
+    for entry in output.secret_values.unwrap_or_default() {
+        for id in ids.iter().filter(|id| names_entry(id, &entry)) {
+            answers.insert(id.clone(), value_of(entry.clone()));
+        }
+    }
+    for error in output.errors.unwrap_or_default() {
+        let Some(id) = error.secret_id.clone() else { continue };
+        let code = error.error_code.clone();
+        let message = error.message.clone().unwrap_or_default();
+        let failure = errors::Failure {
+            code: errors::code_for(code.as_deref(), 400),
+            reason: format!("{}: {message}", code.as_deref().unwrap_or("error")),
+            aws_code: code,
+        };
+        answers.entry(id).or_insert(Err(failure));
+    }
+}
+
+/// Whether `id` (a name, a full ARN or a partial ARN) names this entry.
+fn names_entry(id: &str, entry: &sm::types::SecretValueEntry) -> bool {
+    let arn = entry.arn.as_deref().unwrap_or_default();
+    entry.name.as_deref() == Some(id) || arn == id || (id.starts_with("arn:") && !arn.is_empty() && arn.starts_with(id))
+}
+
+fn value_of(entry: sm::types::SecretValueEntry) -> Result<Fetched, errors::Failure> {
+    let bad = |reason: &str| errors::Failure { code: ErrorCode::AwsError, aws_code: None, reason: reason.into() };
+    let version = entry.version_id.ok_or_else(|| bad("the batch entry carries no VersionId"))?;
+    let value = match (entry.secret_string, entry.secret_binary) {
+        (Some(text), _) => SecretBytes::new(text.into_bytes()),
+        (None, Some(blob)) => SecretBytes::new(blob.into_inner()),
+        (None, None) => return Err(bad("the batch entry carries no value")),
+    };
+    Ok(Fetched { value, version })
+}
+
+/// Turns a batch answer into the result for one item.
+pub fn result_for(
+    item: &ReadItem,
+    region: &str,
+    answer: Option<&Result<Fetched, errors::Failure>>,
+) -> Result<Fetched, FetchError> {
+    match answer {
+        Some(Ok(fetched)) => Ok(fetched.clone()),
+        Some(Err(failure)) => Err(FetchError::new(item, region, failure.clone())),
+        None => Err(FetchError::bad_response(item, region, "BatchGetSecretValue returned no entry for this secret")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::ObjectType;
+
+    fn item(label: Option<&str>, version: Option<&str>) -> ReadItem {
+        ReadItem {
+            name: "s".into(),
+            object_type: ObjectType::SecretsManager,
+            version_id: version.map(Into::into),
+            version_label: label.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn only_current_reads_are_batched() {
+        assert!(is_current(&item(None, None)));
+        assert!(is_current(&item(Some("AWSCURRENT"), None)));
+        assert!(!is_current(&item(Some("AWSPREVIOUS"), None)));
+        assert!(!is_current(&item(None, Some("v1"))));
+    }
+
+    #[test]
+    fn entries_match_by_name_full_or_partial_arn_and_errors_by_id() {
+        let arn = "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf";
+        let output = sm::operation::batch_get_secret_value::BatchGetSecretValueOutput::builder()
+            .secret_values(
+                sm::types::SecretValueEntry::builder().name("db").arn(arn).version_id("v1").secret_string("x").build(),
+            )
+            .errors(
+                sm::types::ApiErrorType::builder()
+                    .secret_id("gone")
+                    .error_code("ResourceNotFoundException")
+                    .message("no")
+                    .build(),
+            )
+            .build();
+        let ids = [
+            "db".to_string(),
+            "arn:aws:secretsmanager:us-west-2:123456789012:secret:db".to_string(),
+            "gone".to_string(),
+        ];
+        let mut answers = BatchAnswers::new();
+        collect(&ids, output, &mut answers);
+        assert_eq!(answers["db"].as_ref().map(|f| f.version.clone()).ok(), Some("v1".into()));
+        assert!(answers[&ids[1]].is_ok(), "a partial ARN matches");
+        assert_eq!(answers["gone"].as_ref().err().map(|f| f.code), Some(ErrorCode::NotFound));
+    }
+
+    #[test]
+    fn denial_is_remembered_per_identity_and_throttling_pauses_everyone() {
+        let policy = BatchPolicy::default();
+        let denied = errors::Failure { code: ErrorCode::AccessDenied, aws_code: None, reason: String::new() };
+        assert!(policy.learn("role-a", &denied));
+        assert!(!policy.allowed("role-a") && policy.allowed("role-b"));
+        let throttled = errors::Failure { code: ErrorCode::Throttled, aws_code: None, reason: String::new() };
+        assert!(policy.learn("role-b", &throttled));
+        assert!(!policy.allowed("role-b"));
+        let other = errors::Failure { code: ErrorCode::EndpointUnreachable, aws_code: None, reason: String::new() };
+        assert!(!policy.learn("role-c", &other), "a transient failure is not a reason to stop batching");
+    }
+}

@@ -1,0 +1,117 @@
+//! Counts every AWS call attempt (what AWS bills and what quotas count) by service, operation
+//! and outcome. Shared by every client; read by tests, the benchmark and metrics.
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// One counted class of calls.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallKey {
+    /// `secretsmanager`, `ssm`, `sts`.
+    pub service: String,
+    /// `GetSecretValue`, `BatchGetSecretValue`, `GetParameters`, `AssumeRoleWithWebIdentity`.
+    pub operation: String,
+    /// `success`, an AWS error type (`ThrottlingException`), `http_4xx`/`http_5xx`, or `transport`.
+    pub outcome: String,
+}
+
+/// The shared call counter (an SDK interceptor).
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<Mutex<BTreeMap<CallKey, u64>>>);
+
+impl CallCounter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every count so far.
+    pub fn snapshot(&self) -> BTreeMap<CallKey, u64> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// All calls so far.
+    pub fn total(&self) -> u64 {
+        self.snapshot().values().sum()
+    }
+
+    /// Calls of one operation so far, whatever the outcome.
+    pub fn operation(&self, operation: &str) -> u64 {
+        self.snapshot().iter().filter(|(k, _)| k.operation == operation).map(|(_, n)| n).sum()
+    }
+
+    fn add(&self, key: CallKey) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default() += 1;
+    }
+}
+
+/// The short service name for the SDK's service name.
+fn short_service(sdk: &str) -> String {
+    match sdk.to_ascii_lowercase().as_str() {
+        "secrets manager" | "secretsmanager" => "secretsmanager".into(),
+        "ssm" => "ssm".into(),
+        "sts" => "sts".into(),
+        other => other.replace(' ', "_"),
+    }
+}
+
+/// The outcome of one attempt from its HTTP response (or its absence).
+pub fn outcome(status: Option<u16>, error_type: Option<&str>) -> String {
+    match (status, error_type) {
+        (None, _) => "transport".into(),
+        (Some(s), _) if s < 300 => "success".into(),
+        (Some(_), Some(t)) if !t.is_empty() => {
+            let before_colon = t.split(':').next().unwrap_or(t);
+            before_colon.rsplit('#').next().unwrap_or(before_colon).to_string()
+        }
+        (Some(s), _) if s < 500 => "http_4xx".into(),
+        (Some(_), _) => "http_5xx".into(),
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let (service, operation) = match cfg.load::<Metadata>() {
+            Some(m) => (short_service(m.service()), m.name().to_string()),
+            None => ("unknown".into(), "unknown".into()),
+        };
+        let response = context.response();
+        let status = response.map(|r| r.status().as_u16());
+        let error_type = response.and_then(|r| r.headers().get("x-amzn-errortype"));
+        self.add(CallKey { service, operation, outcome: outcome(status, error_type) });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_classified() {
+        assert_eq!(outcome(Some(200), None), "success");
+        assert_eq!(
+            outcome(Some(400), Some("ThrottlingException:http://internal.amazon.com/coral/")),
+            "ThrottlingException"
+        );
+        assert_eq!(outcome(Some(400), Some("com.amazonaws#AccessDeniedException")), "AccessDeniedException");
+        assert_eq!(outcome(Some(403), None), "http_4xx");
+        assert_eq!(outcome(Some(503), None), "http_5xx");
+        assert_eq!(outcome(None, None), "transport");
+        assert_eq!(short_service("Secrets Manager"), "secretsmanager");
+    }
+}
