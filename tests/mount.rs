@@ -175,7 +175,7 @@ async fn path_translation_variants() {
 
 #[tokio::test]
 async fn rotation_swaps_the_set_and_an_unchanged_remount_writes_nothing() {
-    let Some((moto, provider)) = start(&[]).await else { return };
+    let Some((moto, provider)) = start(&["--cache-ttl", "0"]).await else { return };
     put_secret(&moto, "rot", r#"{"username":"app","password":"v1"}"#).await;
     let objects =
         "- objectName: rot\n  objectType: secretsmanager\n  jmesPath:\n    - path: password\n      objectAlias: pass\n";
