@@ -1,12 +1,15 @@
 //! Wires the serve flags into a running provider: AWS reader, credentials, mounter, socket.
 
+use crate::admin::{self, Readiness};
 use crate::aws::{AwsCredentials, AwsReader, AwsSettings, CallCounter, Endpoints, UserAgentTag};
 use crate::cache::ValueCache;
 use crate::cli::ServeArgs;
 use crate::fetch::Fetcher;
 use crate::identity::{AgentClient, IdentityResolver};
 use crate::k8s::K8s;
+use crate::metrics::Metrics;
 use crate::mount::{CredentialSource, MountConfig, Mounter};
+use crate::net::{EndpointAllowlist, NetworkSettings};
 use crate::server::{self, ServerError, Socket};
 use crate::service::ProviderService;
 use std::sync::Arc;
@@ -16,13 +19,26 @@ use std::time::Duration;
 /// lookup, and an annotation change applies within this time.
 const SERVICE_ACCOUNT_CACHE_TTL: Duration = Duration::from_secs(30);
 
-/// Builds the mounter from the flags and an injected environment lookup.
-pub async fn mounter(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Mounter {
+/// The running parts the server and the admin server share.
+#[derive(Debug)]
+pub struct Provider {
+    pub mounter: Mounter,
+    pub metrics: Arc<Metrics>,
+    pub k8s: Arc<K8s>,
+}
+
+/// Builds the provider from the flags and an injected environment lookup (which also holds the
+/// proxy variables: a malformed one stops the start).
+pub async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<Provider, ServerError> {
+    let cache = ValueCache::new(args.cache_ttl.0, args.cache_max_entries);
+    let metrics = Arc::new(Metrics::new(&cache.stats, args.metrics_secret_names));
     let settings = AwsSettings {
         endpoints: Endpoints::new(&args.endpoints, &env),
         user_agent: UserAgentTag::new(&args.eks_addon_version),
         operation_timeout: Duration::from_secs(30),
-        calls: CallCounter::new(),
+        calls: CallCounter::with_observer(metrics.clone()),
+        network: NetworkSettings::new(&args.network, &env)?,
+        audit: args.endpoint_policy.audit_log,
     };
     let aws = AwsReader::new(settings);
     let k8s = Arc::new(K8s::new(args.qps, args.burst, SERVICE_ACCOUNT_CACHE_TTL));
@@ -38,21 +54,27 @@ pub async fn mounter(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> 
         driver_writes: args.driver_writes_secrets,
         default_region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).filter(|r| !r.is_empty()),
         node_name: env("NODE_NAME").filter(|n| !n.is_empty()),
+        allowed_endpoints: EndpointAllowlist::new(args.endpoint_policy.allowed_endpoint_hosts.clone()),
     };
-    let fetcher = Fetcher::new(aws, ValueCache::new(args.cache_ttl.0, args.cache_max_entries));
-    Mounter::new(config, fetcher, credentials, k8s)
+    let fetcher = Fetcher::new(aws, cache);
+    let mounter = Mounter::new(config, fetcher, credentials, k8s.clone());
+    Ok(Provider { mounter, metrics, k8s })
 }
 
 /// Serves until SIGTERM/SIGINT.
 pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
     let env = |k: &str| std::env::var(k).ok();
-    let mounter = mounter(&args, env).await;
+    let Provider { mounter, metrics, k8s } = provider(&args, env).await?;
+    let ready = Arc::new(Readiness::default());
+    start_admin(&args.metrics_addr, metrics.clone(), ready.clone()).await?;
+    watch_backends(args.local_credentials, k8s, ready.clone());
     if args.local_credentials {
         tracing::warn!(
             "--local-credentials: EVERY mount reads AWS with this process's own credentials, not the pod's; use only on a laptop or in the quick start"
         );
     }
     log_endpoints(&args);
+    mounter.fetcher().aws().network().log();
     let socket = Socket::bind(&args.provider_volume, &args.provider_name)?;
     tracing::info!(
         version = crate::RUNTIME_VERSION,
@@ -61,14 +83,53 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
         default_region = mounter.config().default_region.as_deref().unwrap_or("(none)"),
         "csi-provider-aws serving"
     );
-    let service = ProviderService::new(Arc::new(mounter));
-    socket.serve(service, server::signal(1), server::signal(2), args.shutdown_grace_period.0).await?;
+    let service = ProviderService::new(Arc::new(mounter), metrics);
+    socket.serve(service, server::signal(1), server::signal(2), args.shutdown_grace_period.0, ready).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the admin server (`--metrics-addr`; empty disables it) and logs where it listens.
+async fn start_admin(addr: &str, metrics: Arc<Metrics>, ready: Arc<Readiness>) -> Result<(), ServerError> {
+    let Some(listener) = admin::bind(addr).await.map_err(|e| ServerError::Admin(e.to_string()))? else {
+        tracing::info!("admin server disabled (--metrics-addr is empty)");
+        return Ok(());
+    };
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.to_string());
+    tracing::info!(addr = %local, "admin server listening (/metrics, /healthz, /readyz)");
+    tokio::spawn(admin::serve(listener, metrics, ready));
+    Ok(())
+}
+
+/// Marks the Kubernetes API and credentials path ready: at once with local credentials, else
+/// once the Kubernetes client is configured (retried every 10 s until it is).
+fn watch_backends(local: bool, k8s: Arc<K8s>, ready: Arc<Readiness>) {
+    if local {
+        ready.set_backends(true);
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            match k8s.configure().await {
+                Ok(()) => return ready.set_backends(true),
+                Err(e) => {
+                    tracing::warn!(error = %e, "not ready: the Kubernetes API is not configured; retrying in 10 s")
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+    });
 }
 
 fn log_endpoints(args: &ServeArgs) {
     for flag in &args.endpoints {
         tracing::info!(service = %flag.service, region = flag.region.as_deref().unwrap_or("*"), url = %flag.url, "endpoint override");
     }
+    let policy = &args.endpoint_policy;
+    let allowed: Vec<String> = policy.allowed_endpoint_hosts.iter().map(ToString::to_string).collect();
+    tracing::info!(
+        allowed_endpoint_hosts = %if allowed.is_empty() { "(none: SecretProviderClass endpoints are refused)".to_string() } else { allowed.join(",") },
+        audit_log = policy.audit_log,
+        "SecretProviderClass endpoint policy"
+    );
 }

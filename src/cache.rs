@@ -4,9 +4,10 @@
 //! drop). Two pods that proved the same identity share entries; no other sharing exists.
 
 use crate::aws::{Fetched, ReadItem};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What a cached value is for.
@@ -24,12 +25,13 @@ struct Entry {
     at: Instant,
 }
 
-/// Counters for metrics and tests.
+/// Counters for metrics and tests (shared handles: clones count together).
 #[derive(Debug, Default)]
 pub struct CacheStats {
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub evictions: AtomicU64,
+    pub hits: Counter,
+    pub misses: Counter,
+    pub evictions: Counter,
+    pub entries: Gauge,
 }
 
 /// The identity-scoped value cache.
@@ -61,13 +63,14 @@ impl ValueCache {
             Some(e) if e.at.elapsed() < self.ttl => Some(e.fetched.clone()),
             Some(_) => {
                 entries.remove(key);
-                self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+                self.stats.evictions.inc();
+                self.stats.entries.set(entries.len() as i64);
                 None
             }
             None => None,
         };
         let counter = if found.is_some() { &self.stats.hits } else { &self.stats.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         found
     }
 
@@ -81,6 +84,7 @@ impl ValueCache {
             self.make_room(&mut entries);
         }
         entries.insert(key, Entry { fetched, at });
+        self.stats.entries.set(entries.len() as i64);
     }
 
     /// Entries currently held.
@@ -101,7 +105,7 @@ impl ValueCache {
         {
             entries.remove(&oldest);
         }
-        self.stats.evictions.fetch_add((before - entries.len()) as u64, Ordering::Relaxed);
+        self.stats.evictions.inc_by((before - entries.len()) as u64);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Entry>> {
@@ -135,8 +139,8 @@ mod tests {
         cache.put(key("role-a", "db"), value("a"), Instant::now());
         assert_eq!(cache.get(&key("role-a", "db")).map(|f| f.value), Some(SecretBytes::from("a")));
         assert_eq!(cache.get(&key("role-b", "db")), None);
-        assert_eq!(cache.stats.hits.load(Ordering::Relaxed), 1);
-        assert_eq!(cache.stats.misses.load(Ordering::Relaxed), 1);
+        assert_eq!(cache.stats.hits.get(), 1);
+        assert_eq!(cache.stats.misses.get(), 1);
     }
 
     #[test]
@@ -160,6 +164,6 @@ mod tests {
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.get(&key("r", "a")), None);
         assert!(cache.get(&key("r", "c")).is_some());
-        assert_eq!(cache.stats.evictions.load(Ordering::Relaxed), 1);
+        assert_eq!(cache.stats.evictions.get(), 1);
     }
 }

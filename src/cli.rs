@@ -1,6 +1,12 @@
 //! Command-line flags (`../shared/spec/cli.md`): bare flags serve, `serve` is an alias, `mount`
 //! is a driver-like client. Every serve flag falls back to `CSI_PROVIDER_AWS_<FLAG>`.
 
+mod doctor;
+mod network;
+
+pub use doctor::DoctorArgs;
+pub use network::{EndpointPolicyArgs, NetworkArgs};
+
 use clap::{ArgAction, Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -22,6 +28,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Call a running provider as the driver does, and write the files it returns.
     Mount(MountArgs),
+    /// Check the network path to AWS (DNS, TCP, TLS, an AWS answer), the socket directory and
+    /// the Kubernetes API; print one row per check with a hint on failure. Exit 0 all pass, 1 any fails.
+    Doctor(DoctorArgs),
 }
 
 impl Cli {
@@ -83,9 +92,21 @@ pub struct ServeArgs {
     /// Bound on cached values.
     #[arg(long, env = "CSI_PROVIDER_AWS_CACHE_MAX_ENTRIES", default_value_t = 10_000)]
     pub cache_max_entries: usize,
+    /// Admin server address (`/metrics`, `/healthz`, `/readyz`); empty disables it; port 0
+    /// picks a free port and logs it.
+    #[arg(long, env = "CSI_PROVIDER_AWS_METRICS_ADDR", default_value = "0.0.0.0:8989")]
+    pub metrics_addr: String,
+    /// Allow secret names as metric label values (cardinality and privacy: off by default).
+    #[arg(long, env = "CSI_PROVIDER_AWS_METRICS_SECRET_NAMES", num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true", action = ArgAction::Set)]
+    pub metrics_secret_names: bool,
     /// EKS add-on version, appended to the user agent.
     #[arg(long, env = "CSI_PROVIDER_AWS_EKS_ADDON_VERSION", default_value = "")]
     pub eks_addon_version: String,
+    #[command(flatten)]
+    pub network: NetworkArgs,
+    #[command(flatten)]
+    pub endpoint_policy: EndpointPolicyArgs,
 }
 
 /// Logging flags, shared by every subcommand.

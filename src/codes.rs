@@ -21,6 +21,9 @@ pub enum ErrorCode {
     Throttled,
     /// AWS could not be reached (connection, DNS, TLS, timeout, 5xx).
     EndpointUnreachable,
+    /// `--require-private-endpoints` refused an endpoint (or the proxy) that resolves to a public
+    /// address; nothing was sent.
+    PublicEndpointRefused,
     /// An AWS error that fits no other code.
     AwsError,
     /// A jmesPath entry could not be extracted.
@@ -34,7 +37,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::InvalidParameters,
         ErrorCode::TokenMissing,
         ErrorCode::IdentityFailed,
@@ -42,6 +45,7 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::Throttled,
         ErrorCode::EndpointUnreachable,
+        ErrorCode::PublicEndpointRefused,
         ErrorCode::AwsError,
         ErrorCode::JmesPathFailed,
         ErrorCode::InvalidTarget,
@@ -58,6 +62,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "NotFound",
             ErrorCode::Throttled => "Throttled",
             ErrorCode::EndpointUnreachable => "EndpointUnreachable",
+            ErrorCode::PublicEndpointRefused => "PublicEndpointRefused",
             ErrorCode::AwsError => "AwsError",
             ErrorCode::JmesPathFailed => "JmesPathFailed",
             ErrorCode::InvalidTarget => "InvalidTarget",

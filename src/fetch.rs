@@ -1,7 +1,8 @@
 //! Fetching a mount's objects at the least AWS cost: cached values first (per proven identity),
-//! then identical reads already in flight (coalesced), then one batched read of the rest.
+//! then identical reads already in flight (coalesced), then one batched read of the rest. Each read
+//! knows the pods it serves (a follower adds itself), for the audit log.
 
-use crate::aws::{AwsCredentials, AwsReader, FetchError, Fetched, ReadItem};
+use crate::aws::{AwsCredentials, AwsReader, FetchError, Fetched, ReadItem, Requesters, Route};
 use crate::cache::{CacheKey, ValueCache};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,13 +10,15 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 type Shared = Option<Result<Fetched, FetchError>>;
+/// Reads in flight: the result to wait for, and the pods waiting.
+type Inflight = Arc<Mutex<HashMap<CacheKey, (watch::Receiver<Shared>, Requesters)>>>;
 
 /// Reads through the cache.
 #[derive(Debug)]
 pub struct Fetcher {
     aws: AwsReader,
     cache: ValueCache,
-    inflight: Arc<Mutex<HashMap<CacheKey, watch::Receiver<Shared>>>>,
+    inflight: Inflight,
 }
 
 /// What each item of a mount waits on.
@@ -38,46 +41,53 @@ impl Fetcher {
         &self.aws
     }
 
-    /// One result per item, in order.
+    /// One result per item, in order, read along `route` for `pod` (`namespace/name`).
     pub async fn fetch(
         &self,
         creds: &AwsCredentials,
         identity: &str,
-        region: &str,
+        route: Route<'_>,
+        pod: &str,
         items: &[ReadItem],
     ) -> Vec<Result<Fetched, FetchError>> {
+        let region = route.region;
         let keys: Vec<CacheKey> = items
             .iter()
             .map(|item| CacheKey { identity: identity.to_string(), region: region.to_string(), item: item.clone() })
             .collect();
-        let sources: Vec<Source> = keys.iter().map(|k| self.source(k)).collect();
+        let requesters = Requesters::default();
+        let sources: Vec<Source> = keys.iter().map(|k| self.source(k, pod, &requesters)).collect();
         let _guard = InflightGuard { map: self.inflight.clone(), keys: leading_keys(&keys, &sources) };
         let leaders: Vec<usize> = (0..items.len()).filter(|&i| matches!(sources[i], Source::Lead(_))).collect();
         let started = Instant::now();
         let lead_items: Vec<ReadItem> = leaders.iter().map(|&i| items[i].clone()).collect();
-        let mut read = self.aws.read(creds, identity, region, &lead_items).await.into_iter();
+        let mut read = self.aws.read(creds, identity, route, &lead_items, &requesters).await.into_iter();
         let mut results = Vec::with_capacity(items.len());
         for (source, key) in sources.into_iter().zip(keys) {
             results.push(match source {
                 Source::Ready(r) => r,
                 Source::Lead(tx) => self.publish(tx, key, read.next(), started),
-                Source::Follow(rx) => self.follow(rx, creds, identity, region, &key.item).await,
+                Source::Follow(rx) => self.follow(rx, creds, identity, route, pod, &key.item).await,
             });
         }
         results
     }
 
-    /// A cached value, an in-flight read to follow, or the lead on a new read.
-    fn source(&self, key: &CacheKey) -> Source {
+    /// A cached value, an in-flight read to follow (joining its requesters), or the lead on a
+    /// new read (served to `requesters`).
+    fn source(&self, key: &CacheKey, pod: &str, requesters: &Requesters) -> Source {
         if let Some(hit) = self.cache.get(key) {
             return Source::Ready(Ok(hit));
         }
         let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(rx) = inflight.get(key) {
+        if let Some((rx, leaders)) = inflight.get(key) {
+            leaders.add(&key.item.name, pod);
+            tracing::debug!(object = %key.item.name, pod, "following a read in flight");
             return Source::Follow(rx.clone());
         }
         let (tx, rx) = watch::channel(None);
-        inflight.insert(key.clone(), rx);
+        requesters.add(&key.item.name, pod);
+        inflight.insert(key.clone(), (rx, requesters.clone()));
         Source::Lead(tx)
     }
 
@@ -102,7 +112,8 @@ impl Fetcher {
         mut rx: watch::Receiver<Shared>,
         creds: &AwsCredentials,
         identity: &str,
-        region: &str,
+        route: Route<'_>,
+        pod: &str,
         item: &ReadItem,
     ) -> Result<Fetched, FetchError> {
         if let Ok(done) = rx.wait_for(Option::is_some).await
@@ -110,7 +121,9 @@ impl Fetcher {
         {
             return result;
         }
-        let mut alone = self.aws.read(creds, identity, region, std::slice::from_ref(item)).await;
+        let requesters = Requesters::default();
+        requesters.add(&item.name, pod);
+        let mut alone = self.aws.read(creds, identity, route, std::slice::from_ref(item), &requesters).await;
         alone.pop().unwrap_or_else(|| Err(missing(item)))
     }
 }
@@ -132,7 +145,7 @@ fn leading_keys(keys: &[CacheKey], sources: &[Source]) -> Vec<CacheKey> {
 
 /// Removes this mount's in-flight entries however it ends (success, error or cancellation).
 struct InflightGuard {
-    map: Arc<Mutex<HashMap<CacheKey, watch::Receiver<Shared>>>>,
+    map: Inflight,
     keys: Vec<CacheKey>,
 }
 

@@ -3,8 +3,10 @@
 //! rate limited (`--qps`, `--burst`), service-account lookups are cached briefly and the node's
 //! region once. RBAC needed: `get` on serviceaccounts and nodes.
 
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::{Node, ServiceAccount};
 use kube::Api;
+use kube::api::PostParams;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -62,6 +64,11 @@ impl K8s {
             .cloned()
     }
 
+    /// Creates the client (no API call): in-cluster config, else `KUBECONFIG`.
+    pub async fn configure(&self) -> Result<(), K8sError> {
+        self.client().await.map(|_| ())
+    }
+
     /// The IRSA role annotation of `namespace/name` (`None` when it has none).
     pub async fn service_account_role(&self, namespace: &str, name: &str) -> Result<Option<String>, K8sError> {
         let key = (namespace.to_string(), name.to_string());
@@ -94,6 +101,61 @@ impl K8s {
             })
             .await
             .cloned()
+    }
+}
+
+/// Whether this identity may `get serviceaccounts` (what IRSA needs), and how that was learned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    Allowed(String),
+    Denied(String),
+}
+
+impl K8s {
+    /// For `doctor`: a SelfSubjectAccessReview of `get serviceaccounts` in every namespace; when
+    /// the API does not serve reviews, a GET of `default/default` (found or not found both mean
+    /// allowed, 403 means denied). `Err` when the API cannot be reached or configured.
+    pub async fn can_get_service_accounts(&self) -> Result<Access, K8sError> {
+        let client = self.client().await?;
+        self.limiter.acquire().await;
+        let attributes = ResourceAttributes {
+            verb: Some("get".into()),
+            resource: Some("serviceaccounts".into()),
+            ..Default::default()
+        };
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec { resource_attributes: Some(attributes), ..Default::default() },
+            ..Default::default()
+        };
+        let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+        match reviews.create(&PostParams::default(), &review).await {
+            Ok(answer) => Ok(review_access(answer)),
+            Err(kube::Error::Api(_)) => self.get_default_service_account(client).await,
+            Err(e) => Err(api_error("a SelfSubjectAccessReview".into(), e)),
+        }
+    }
+
+    async fn get_default_service_account(&self, client: kube::Client) -> Result<Access, K8sError> {
+        self.limiter.acquire().await;
+        let api: Api<ServiceAccount> = Api::namespaced(client, "default");
+        match api.get("default").await {
+            Ok(_) => Ok(Access::Allowed("GET serviceaccounts default/default answered".into())),
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                Ok(Access::Allowed("GET serviceaccounts default/default: not found, but not forbidden".into()))
+            }
+            Err(kube::Error::Api(status)) if status.code == 403 => Ok(Access::Denied(status.message.clone())),
+            Err(e) => Err(api_error("service account default/default".into(), e)),
+        }
+    }
+}
+
+fn review_access(review: SelfSubjectAccessReview) -> Access {
+    let status = review.status.unwrap_or_default();
+    let reason = status.reason.filter(|r| !r.is_empty());
+    if status.allowed {
+        Access::Allowed(reason.unwrap_or_else(|| "SelfSubjectAccessReview: allowed".into()))
+    } else {
+        Access::Denied(reason.unwrap_or_else(|| "SelfSubjectAccessReview: not allowed".into()))
     }
 }
 

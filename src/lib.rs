@@ -5,6 +5,7 @@
 //! [`params`], [`mount`] resolves identity and reads AWS through [`aws`], renders files
 //! ([`jmes`]) and writes them ([`write`]) or returns them; [`versions`] reports what was mounted.
 
+pub mod admin;
 pub mod app;
 pub mod authority;
 pub mod aws;
@@ -12,11 +13,14 @@ pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod codes;
+pub mod doctor;
 pub mod fetch;
 pub mod identity;
 pub mod jmes;
 pub mod k8s;
+pub mod metrics;
 pub mod mount;
+pub mod net;
 pub mod params;
 pub mod render;
 pub mod secret;

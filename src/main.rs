@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     let log = match &command {
         Command::Serve(args) => &args.log,
         Command::Mount(args) => &args.log,
+        Command::Doctor(args) => &args.log,
     };
     if let Err(e) = csi_provider_aws::telemetry::init(log) {
         eprintln!("error: {e}");
@@ -22,7 +23,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(command)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("error: {e:#}");
@@ -31,9 +32,18 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(args) => Ok(csi_provider_aws::app::serve(args).await?),
-        Command::Mount(args) => Ok(csi_provider_aws::client::mount_command(args).await?),
+        Command::Serve(args) => csi_provider_aws::app::serve(args).await?,
+        Command::Mount(args) => csi_provider_aws::client::mount_command(args).await?,
+        Command::Doctor(args) => return Ok(doctor(&args).await),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the table; 0 when every check passed, 1 when any failed.
+async fn doctor(args: &csi_provider_aws::cli::DoctorArgs) -> ExitCode {
+    let report = csi_provider_aws::doctor::run(args, |k| std::env::var(k).ok()).await;
+    print!("{}", report.render());
+    ExitCode::from(report.exit_code())
 }

@@ -1,11 +1,12 @@
 //! One `Mount`, end to end: parameters → region → credentials → fetch (with failover) →
 //! render → write into the target path, or return the files in driver-writes mode.
 
-use crate::aws::{AwsCredentials, FetchError, Fetched, ReadItem};
+use crate::aws::{AwsCredentials, FetchError, Fetched, ReadItem, Route};
 use crate::codes::ErrorCode;
 use crate::fetch::Fetcher;
 use crate::identity::{IdentityError, IdentityResolver};
 use crate::k8s::K8s;
+use crate::net::{EndpointAllowlist, EndpointRefused, SpcEndpoints};
 use crate::params::{self, MountParams, ObjectSpec, ParamError};
 use crate::render::{self, FileVersion, RenderError};
 use crate::write::{self, OutFile, WriteError, WriteOutcome};
@@ -22,6 +23,8 @@ pub struct MountConfig {
     pub default_region: Option<String>,
     /// `NODE_NAME`: this node, whose region label is the last resort for the region.
     pub node_name: Option<String>,
+    /// `--allowed-endpoint-host`: the hosts a SecretProviderClass's endpoint parameters may name.
+    pub allowed_endpoints: EndpointAllowlist,
 }
 
 /// Where a mount's credentials come from.
@@ -47,8 +50,8 @@ pub struct MountInput {
 /// What happened to the files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    /// Written into the target path; these paths changed.
-    Written(Vec<String>),
+    /// Written into the target path; these paths changed, with this many bytes.
+    Written { changed: Vec<String>, bytes: u64 },
     /// The target path already held exactly these files: nothing was written.
     Unchanged,
     /// Returned to the driver (driver-writes mode).
@@ -75,6 +78,8 @@ pub enum MountError {
     #[error("{mount}: {message}")]
     Region { mount: String, message: String },
     #[error("{mount}: {source}")]
+    Endpoint { mount: String, source: EndpointRefused },
+    #[error("{mount}: {source}")]
     Identity { mount: String, source: Box<IdentityError> },
     #[error("{first}{more}")]
     Fetch { first: Box<FetchError>, more: String },
@@ -86,11 +91,27 @@ pub enum MountError {
     Internal(String),
 }
 
+/// `resync` when the pod already holds files (a `..data` set in the target, or versions the
+/// v1.5 driver reports), else `first`.
+pub fn mount_kind(input: &MountInput) -> &'static str {
+    let has_set = std::fs::symlink_metadata(Path::new(&input.target_path).join("..data")).is_ok();
+    if has_set || !input.current_versions.is_empty() { "resync" } else { "first" }
+}
+
 impl MountError {
+    /// The object a fetch or jmesPath failure is about, if any.
+    pub fn object(&self) -> Option<&str> {
+        match self {
+            MountError::Fetch { first, .. } => Some(&first.object),
+            MountError::Render(e) => Some(&e.object),
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             MountError::Params { source, .. } => source.code(),
-            MountError::Region { .. } => ErrorCode::InvalidParameters,
+            MountError::Region { .. } | MountError::Endpoint { .. } => ErrorCode::InvalidParameters,
             MountError::Identity { source, .. } => source.code(),
             MountError::Fetch { first, .. } => first.code,
             MountError::Render(_) => ErrorCode::JmesPathFailed,
@@ -134,8 +155,9 @@ impl Mounter {
         if params.failover_region.as_deref() == Some(region.as_str()) {
             return Err(region_error(&params, format!("failoverRegion {region} must differ from the region")));
         }
-        let (credentials, identity) = self.credentials(&params, &region).await?;
-        let fetched = self.fetch(&params, &credentials, &identity, &region).await?;
+        let endpoints = self.admit_endpoints(&params)?;
+        let (credentials, identity) = self.credentials(&params, &region, &endpoints).await?;
+        let fetched = self.fetch(&params, &credentials, &identity, &region, &endpoints).await?;
         let rendered = render::render(&params.objects, &fetched)?;
         let delivery = self.deliver(target, &rendered.files).await?;
         let files = if delivery == Delivery::Returned { rendered.files } else { Vec::new() };
@@ -172,15 +194,34 @@ impl Mounter {
         }
     }
 
+    /// The SecretProviderClass's endpoint parameters, admitted by `--allowed-endpoint-host`
+    /// before anything (STS included) could send the pod's token there.
+    fn admit_endpoints(&self, params: &MountParams) -> Result<SpcEndpoints, MountError> {
+        let admitted = self
+            .config
+            .allowed_endpoints
+            .admit(&params.endpoints)
+            .map_err(|source| MountError::Endpoint { mount: params.describe(), source })?;
+        if admitted != SpcEndpoints::default() {
+            tracing::debug!(mount = %params.describe(), endpoints = ?admitted, "SecretProviderClass endpoints admitted");
+        }
+        Ok(admitted)
+    }
+
     /// The credentials to read with, and the identity they prove (the cache scope).
-    async fn credentials(&self, params: &MountParams, region: &str) -> Result<(AwsCredentials, String), MountError> {
+    async fn credentials(
+        &self,
+        params: &MountParams,
+        region: &str,
+        endpoints: &SpcEndpoints,
+    ) -> Result<(AwsCredentials, String), MountError> {
         match &self.credentials {
             CredentialSource::Local(credentials) => Ok((credentials.clone(), "local".to_string())),
             CredentialSource::Pod(resolver) => {
-                let mut regions = vec![region];
-                regions.extend(params.failover_region.as_deref());
+                let mut routes = vec![Route::new(region, &endpoints.primary)];
+                routes.extend(params.failover_region.as_deref().map(|r| Route::new(r, &endpoints.failover)));
                 let pod = resolver
-                    .resolve(params, &regions)
+                    .resolve(params, &routes)
                     .await
                     .map_err(|source| MountError::Identity { mount: params.describe(), source: Box::new(source) })?;
                 tracing::debug!(identity = %pod.identity, "pod credentials obtained");
@@ -197,11 +238,15 @@ impl Mounter {
         creds: &AwsCredentials,
         identity: &str,
         region: &str,
+        endpoints: &SpcEndpoints,
     ) -> Result<Vec<Fetched>, MountError> {
         let items: Vec<ReadItem> = params.objects.iter().map(primary_item).collect();
-        let mut results = self.fetcher.fetch(creds, identity, region, &items).await;
+        let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
+        let route = Route::new(region, &endpoints.primary);
+        let mut results = self.fetcher.fetch(creds, identity, route, &pod, &items).await;
         if let Some(failover_region) = &params.failover_region {
-            self.fail_over(params, creds, identity, failover_region, &mut results).await;
+            let failover = Route::new(failover_region, &endpoints.failover);
+            self.fail_over(params, creds, identity, failover, &mut results).await;
         }
         collect(results)
     }
@@ -211,9 +256,10 @@ impl Mounter {
         params: &MountParams,
         creds: &AwsCredentials,
         identity: &str,
-        failover_region: &str,
+        failover: Route<'_>,
         results: &mut [Result<Fetched, FetchError>],
     ) {
+        let failover_region = failover.region;
         let retry: Vec<usize> =
             (0..results.len()).filter(|&i| matches!(&results[i], Err(e) if e.code.is_transient())).collect();
         if retry.is_empty() {
@@ -225,7 +271,8 @@ impl Mounter {
             "primary region failed transiently; reading from the failover region"
         );
         let items: Vec<ReadItem> = retry.iter().map(|&i| failover_item(&params.objects[i])).collect();
-        let second = self.fetcher.fetch(creds, identity, failover_region, &items).await;
+        let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
+        let second = self.fetcher.fetch(creds, identity, failover, &pod, &items).await;
         for (i, result) in retry.into_iter().zip(second) {
             let primary = results[i].as_ref().err().map(|e| e.to_string()).unwrap_or_default();
             results[i] = result.map_err(|mut e| {
@@ -239,16 +286,19 @@ impl Mounter {
         let Some(target) = target else { return Ok(Delivery::Returned) };
         let lock = self.locks.get(&target);
         let _guard = lock.lock().await;
-        let files = files.to_vec();
+        let owned = files.to_vec();
         let path = target.clone();
-        let outcome = tokio::task::spawn_blocking(move || write::write_atomic(&path, &files))
+        let outcome = tokio::task::spawn_blocking(move || write::write_atomic(&path, &owned))
             .await
             .map_err(|e| MountError::Internal(format!("the write task failed: {e}")))??;
         drop(_guard);
         self.locks.release(&target);
         Ok(match outcome {
             WriteOutcome::Unchanged => Delivery::Unchanged,
-            WriteOutcome::Written { changed } => Delivery::Written(changed),
+            WriteOutcome::Written { changed } => {
+                let bytes = files.iter().filter(|f| changed.contains(&f.path)).map(|f| f.contents.len() as u64).sum();
+                Delivery::Written { changed, bytes }
+            }
         })
     }
 }

@@ -2,6 +2,7 @@
 //! SIGINT unlink the socket (new connections are refused), let in-flight mounts finish within
 //! the grace period (a second signal aborts), exit cleanly.
 
+use crate::admin::Readiness;
 use crate::authority::AuthorityFix;
 use crate::pb::csi_driver_provider_server::CsiDriverProviderServer;
 use crate::service::ProviderService;
@@ -9,6 +10,7 @@ use futures::TryStreamExt;
 use std::future::Future;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -25,6 +27,10 @@ pub enum ServerError {
     Bind { path: PathBuf, source: std::io::Error },
     #[error("the gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Admin(String),
+    #[error("proxy settings: {0}")]
+    Network(#[from] crate::net::ProxyError),
 }
 
 /// A bound, owner-only provider socket.
@@ -62,6 +68,7 @@ impl Socket {
         shutdown: impl Future<Output = ()>,
         abort: impl Future<Output = ()>,
         grace: Duration,
+        ready: Arc<Readiness>,
     ) -> Result<(), ServerError> {
         let Socket { path, listener } = self;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -72,11 +79,13 @@ impl Socket {
                 let _ = stop_rx.await;
             });
         tokio::pin!(server);
+        ready.set_socket(true);
         tokio::select! {
             result = &mut server => return finish(&path, result),
             () = shutdown => {}
         }
         tracing::info!(grace = ?grace, "shutting down: no new connections, letting in-flight mounts finish");
+        ready.set_socket(false);
         let _ = std::fs::remove_file(&path);
         let _ = stop_tx.send(());
         tokio::select! {

@@ -2,6 +2,8 @@
 //! Nothing else here: the work is in [`crate::mount`].
 
 use crate::codes::ErrorCode;
+use crate::metrics::{Metrics, ObjectLabels};
+use crate::mount::mount_kind;
 use crate::mount::{Delivery, MountError, MountInput, MountOutput, Mounter};
 use crate::pb::csi_driver_provider_server::CsiDriverProvider;
 use crate::pb::{File, MountRequest, MountResponse, ObjectVersion, VersionRequest, VersionResponse};
@@ -9,16 +11,57 @@ use crate::render::FileVersion;
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Code, Request, Response, Status};
+use tracing::Instrument;
 
 /// The provider API on top of a [`Mounter`].
 #[derive(Debug, Clone)]
 pub struct ProviderService {
     mounter: Arc<Mounter>,
+    metrics: Arc<Metrics>,
 }
 
 impl ProviderService {
-    pub fn new(mounter: Arc<Mounter>) -> Self {
-        ProviderService { mounter }
+    pub fn new(mounter: Arc<Mounter>, metrics: Arc<Metrics>) -> Self {
+        ProviderService { mounter, metrics }
+    }
+
+    /// Records a finished mount in the metrics.
+    fn record(&self, kind: &str, result: &Result<MountOutput, MountError>, seconds: f64) {
+        match result {
+            Ok(output) => {
+                self.metrics.mount_done(kind, None, seconds);
+                if let Delivery::Written { changed, bytes } = &output.delivery {
+                    self.metrics.bytes_written.inc_by(*bytes);
+                    if kind == "resync" {
+                        self.metrics.objects_rotated.inc_by(changed.len() as u64);
+                    }
+                }
+            }
+            Err(err) => {
+                self.metrics.mount_done(kind, Some(err.code().as_str()), seconds);
+                if let (Some(family), Some(object)) = (&self.metrics.object_errors, err.object()) {
+                    family
+                        .get_or_create(&ObjectLabels { code: err.code().to_string(), object: object.to_string() })
+                        .inc();
+                }
+            }
+        }
+    }
+}
+
+/// Decrements the in-flight gauge however the mount ends (cancellation included).
+struct InFlight(Arc<Metrics>);
+
+impl InFlight {
+    fn start(metrics: &Arc<Metrics>) -> Self {
+        metrics.in_flight.inc();
+        InFlight(metrics.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
     }
 }
 
@@ -34,9 +77,14 @@ impl CsiDriverProvider for ProviderService {
 
     async fn mount(&self, request: Request<MountRequest>) -> Result<Response<MountResponse>, Status> {
         let started = Instant::now();
+        let _in_flight = InFlight::start(&self.metrics);
         let input = input_from(request.into_inner());
-        let result = self.mounter.mount(input).await;
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let kind = mount_kind(&input);
+        let span = tracing::info_span!("mount", kind, target = %input.target_path);
+        let result = self.mounter.mount(input).instrument(span).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        self.record(kind, &result, elapsed);
+        let elapsed_ms = elapsed * 1000.0;
         match result {
             Ok(output) => {
                 log_success(&output, elapsed_ms);
@@ -78,7 +126,7 @@ fn response_from(output: MountOutput) -> MountResponse {
 
 fn log_success(output: &MountOutput, elapsed_ms: f64) {
     let (delivery, changed) = match &output.delivery {
-        Delivery::Written(changed) => ("written", changed.len()),
+        Delivery::Written { changed, .. } => ("written", changed.len()),
         Delivery::Unchanged => ("unchanged", 0),
         Delivery::Returned => ("returned", output.files.len()),
     };
@@ -99,7 +147,7 @@ fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::IdentityFailed | ErrorCode::AccessDenied => Code::PermissionDenied,
         ErrorCode::NotFound => Code::NotFound,
         ErrorCode::Throttled | ErrorCode::EndpointUnreachable => Code::Unavailable,
-        ErrorCode::AwsError => Code::FailedPrecondition,
+        ErrorCode::AwsError | ErrorCode::PublicEndpointRefused => Code::FailedPrecondition,
         ErrorCode::WriteFailed | ErrorCode::Internal => Code::Internal,
     }
 }

@@ -13,6 +13,8 @@ pub enum TelemetryError {
 
 /// The filter for a `--log-level` value: a bare level applies to this crate and keeps the AWS
 /// and HTTP stacks at `warn` unless the level is `trace`; anything else is an EnvFilter directive.
+/// Audit lines (target `audit`, only written with `--audit-log`) pass at any level unless the
+/// directive names `audit` itself.
 pub fn filter_for(level: &str) -> Result<EnvFilter, TelemetryError> {
     let directive = match level.trim() {
         "error" | "warn" => level.trim().to_string(),
@@ -20,6 +22,7 @@ pub fn filter_for(level: &str) -> Result<EnvFilter, TelemetryError> {
         "trace" => "trace".to_string(),
         other => other.to_string(),
     };
+    let directive = if directive.contains("audit") { directive } else { format!("{directive},audit=info") };
     EnvFilter::builder()
         .parse(&directive)
         .map_err(|e| TelemetryError::Filter { level: level.to_string(), reason: e.to_string() })
@@ -45,5 +48,7 @@ mod tests {
         assert!(filter_for("debug").is_ok());
         assert!(filter_for("csi_provider_aws=trace,aws_smithy_runtime=debug").is_ok());
         assert!(filter_for("csi_provider_aws=loud").is_err());
+        assert!(filter_for("warn").unwrap().to_string().contains("audit=info"));
+        assert!(!filter_for("audit=off").unwrap().to_string().contains("audit=info"));
     }
 }

@@ -111,29 +111,12 @@ fn both_driver_generations_authorities_are_served() {
     }
 }
 
-/// A TCP proxy that holds each connection for `delay` before relaying it to `upstream`.
-async fn slow_proxy(upstream: String, delay: Duration) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_mount_finish_refuses_new_ones_and_removes_the_socket() {
     let Some(moto) = Moto::start() else { return };
     moto.sm("us-west-2").create_secret().name("slow").secret_string("v").send().await.expect("seed");
-    let proxy = slow_proxy(moto.url().trim_start_matches("http://").to_string(), Duration::from_millis(1500)).await;
+    let proxy =
+        support::slow_proxy(moto.url().trim_start_matches("http://").to_string(), Duration::from_millis(1500)).await;
     let endpoint = format!("secretsmanager={proxy}");
     let mut provider = Provider::start(
         &moto.url(),

@@ -2,6 +2,7 @@
 //! written for the Go provider grant only `GetSecretValue`) is remembered and read with single
 //! calls; a throttled batch API (its quota is 100/s account-wide) is left alone for a while.
 
+use super::audit::{AuditScope, send_audited};
 use super::{FetchError, Fetched, ReadItem, errors};
 use crate::codes::ErrorCode;
 use crate::secret::SecretBytes;
@@ -64,17 +65,17 @@ pub fn is_current(item: &ReadItem) -> bool {
 pub type BatchAnswers = BTreeMap<String, Result<Fetched, errors::Failure>>;
 
 /// Reads up to [`BATCH`] secret ids in one call (following `NextToken` if AWS pages).
-pub async fn read_batch(client: &sm::Client, ids: &[String]) -> Result<BatchAnswers, errors::Failure> {
+pub async fn read_batch(
+    client: &sm::Client,
+    ids: &[String],
+    scope: AuditScope<'_>,
+) -> Result<BatchAnswers, errors::Failure> {
     let mut answers = BatchAnswers::new();
     let mut next: Option<String> = None;
     loop {
-        let output = client
-            .batch_get_secret_value()
-            .set_secret_id_list(Some(ids.to_vec()))
-            .set_next_token(next.clone())
-            .send()
-            .await
-            .map_err(|e| errors::classify(&e))?;
+        let request =
+            client.batch_get_secret_value().set_secret_id_list(Some(ids.to_vec())).set_next_token(next.clone());
+        let output = send_audited!(request, scope.record(ids)).map_err(|e| errors::classify(&e))?;
         next = output.next_token.clone().filter(|t| !t.is_empty());
         collect(ids, output, &mut answers);
         if next.is_none() || answers.len() == ids.len() {

@@ -1,8 +1,13 @@
-//! Client set-up: one shared HTTP client and connection pool, endpoints per service and region,
-//! our user agent, retries and timeouts. Reads are dispatched to the store modules.
+//! Client set-up: one shared HTTP client and connection pool (TLS roots, proxy, resolver:
+//! [`super::http`]), endpoints per service and region (the SecretProviderClass's admitted ones
+//! first), FIPS/dual-stack for AWS defaults, our user agent, retries and timeouts. Reads are
+//! dispatched to the store modules.
 
+use super::audit::{AuditScope, Requesters};
 use super::batch::BatchPolicy;
-use super::{AwsCredentials, CallCounter, Endpoints, FetchError, Fetched, ReadItem, Service, UserAgentTag};
+use super::guard::LiteralGuard;
+use super::{AwsCredentials, CallCounter, Endpoints, FetchError, Fetched, ReadItem, Route, Service, UserAgentTag};
+use crate::net::NetworkSettings;
 use crate::params::ObjectType;
 use aws_config::BehaviorVersion;
 use aws_config::Region;
@@ -22,6 +27,10 @@ pub struct AwsSettings {
     pub operation_timeout: Duration,
     /// Counts every call attempt.
     pub calls: CallCounter,
+    /// The network path: private-only, FIPS/dual-stack, CA bundle, `--resolve`, proxy.
+    pub network: NetworkSettings,
+    /// `--audit-log`: one line per AWS request.
+    pub audit: bool,
 }
 
 /// Reads objects from AWS with given credentials in a given region.
@@ -41,15 +50,16 @@ pub(super) struct ClientParts {
     pub timeouts: TimeoutConfig,
     pub user_agent: UserAgentTag,
     pub calls: CallCounter,
+    /// FIPS and dual-stack variants, only for the AWS default (an override is used as given).
+    pub use_fips: bool,
+    pub use_dual_stack: bool,
+    /// The address-literal check of `--require-private-endpoints`.
+    pub guard: Option<LiteralGuard>,
 }
 
 impl AwsReader {
     pub fn new(settings: AwsSettings) -> Self {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .build_https();
+        let http = super::http::client(&settings.network);
         AwsReader { http, settings, batch: Arc::new(BatchPolicy::default()) }
     }
 
@@ -63,9 +73,31 @@ impl AwsReader {
         &self.settings.endpoints
     }
 
-    pub(super) fn parts(&self, service: Service, region: &str) -> ClientParts {
-        let endpoint = self.settings.endpoints.resolve(service, region, None).map(|e| e.url);
+    /// The network settings in force.
+    pub fn network(&self) -> &NetworkSettings {
+        &self.settings.network
+    }
+
+    /// Whether `--audit-log` is on.
+    pub(super) fn audit_enabled(&self) -> bool {
+        self.settings.audit
+    }
+
+    /// Who an audit line names for a read in `region`, when `--audit-log` is on.
+    pub(super) fn audit_scope<'a>(&self, region: &'a str, requesters: &'a Requesters) -> AuditScope<'a> {
+        AuditScope { enabled: self.settings.audit, region, requesters }
+    }
+
+    /// The parts of a client for `service` in `region`; `spc` is the SecretProviderClass's
+    /// admitted endpoint, which takes precedence.
+    pub(super) fn parts(&self, service: Service, region: &str, spc: Option<&str>) -> ClientParts {
+        let endpoint = self.settings.endpoints.resolve(service, region, spc).map(|e| e.url);
+        let network = &self.settings.network;
+        let guard = network.require_private.then(|| LiteralGuard { proxy: network.proxy.clone() });
         ClientParts {
+            use_fips: network.use_fips && endpoint.is_none(),
+            use_dual_stack: network.use_dual_stack && endpoint.is_none(),
+            guard,
             region: Region::new(region.to_string()),
             endpoint,
             http: self.http.clone(),
@@ -79,19 +111,22 @@ impl AwsReader {
         }
     }
 
-    /// Reads every item; one result per item, in order. Secrets Manager and Parameter Store
-    /// reads run concurrently.
+    /// Reads every item along `route`; one result per item, in order. Secrets Manager and
+    /// Parameter Store reads run concurrently. `requesters` names the pods each object is read
+    /// for (audit).
     pub async fn read(
         &self,
         credentials: &AwsCredentials,
         identity: &str,
-        region: &str,
+        route: Route<'_>,
         items: &[ReadItem],
+        requesters: &Requesters,
     ) -> Vec<Result<Fetched, FetchError>> {
+        let region = route.region;
         let (secrets, params): (Vec<_>, Vec<_>) =
             items.iter().enumerate().partition(|(_, i)| i.object_type == ObjectType::SecretsManager);
-        let sm = super::secrets_manager::read_all(self, credentials, identity, region, &secrets);
-        let ssm = super::parameter_store::read_all(self, credentials, region, &params);
+        let sm = super::secrets_manager::read_all(self, credentials, identity, route, &secrets, requesters);
+        let ssm = super::parameter_store::read_all(self, credentials, route, &params, requesters);
         let (sm, ssm) = tokio::join!(sm, ssm);
         let mut results: Vec<Option<Result<Fetched, FetchError>>> = vec![None; items.len()];
         for (index, result) in sm.into_iter().chain(ssm) {
@@ -115,25 +150,40 @@ impl ClientParts {
     }
 }
 
-/// Builds a service client from [`ClientParts`]; every generated SDK config builder has the
-/// same setters, so one macro serves all three services.
-macro_rules! build_client {
-    ($sdk:ident, $parts:expr, $credentials:expr) => {{
-        let parts = $parts;
-        let credentials: &crate::aws::AwsCredentials = $credentials;
-        let mut builder = $sdk::Config::builder()
+/// Applies [`ClientParts`] to an SDK config builder; every generated config builder has the
+/// same setters, so one macro serves all three services (STS included, signed or not).
+macro_rules! configure {
+    ($builder:expr, $parts:expr) => {{
+        let parts: &crate::aws::clients::ClientParts = $parts;
+        let mut builder = $builder
             .behavior_version(crate::aws::clients::ClientParts::behavior())
             .region(parts.region.clone())
-            .credentials_provider(credentials.provider.clone())
-            .identity_cache(crate::aws::clients::ClientParts::identity_cache(credentials))
             .http_client(parts.http.clone())
             .retry_config(parts.retry.clone())
+            .retry_classifier(crate::aws::guard::NoRetryWhenRefused)
             .timeout_config(parts.timeouts.clone())
+            .use_fips(parts.use_fips)
+            .use_dual_stack(parts.use_dual_stack)
             .interceptor(parts.user_agent.clone())
             .interceptor(parts.calls.clone());
+        if let Some(guard) = &parts.guard {
+            builder = builder.interceptor(guard.clone());
+        }
         if let Some(url) = &parts.endpoint {
             builder = builder.endpoint_url(url.clone());
         }
+        builder
+    }};
+}
+pub(super) use configure;
+
+/// Builds a signing service client from [`ClientParts`] and credentials.
+macro_rules! build_client {
+    ($sdk:ident, $parts:expr, $credentials:expr) => {{
+        let credentials: &crate::aws::AwsCredentials = $credentials;
+        let builder = crate::aws::clients::configure!($sdk::Config::builder(), &$parts)
+            .credentials_provider(credentials.provider.clone())
+            .identity_cache(crate::aws::clients::ClientParts::identity_cache(credentials));
         $sdk::Client::from_conf(builder.build())
     }};
 }

@@ -3,12 +3,15 @@
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// One counted class of calls.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -21,18 +24,39 @@ pub struct CallKey {
     pub outcome: String,
 }
 
+/// Receives every counted call with its latency (metrics implement it).
+pub trait CallObserver: Send + Sync + std::fmt::Debug {
+    fn observe(&self, key: &CallKey, seconds: f64);
+}
+
 /// The shared call counter (an SDK interceptor).
 #[derive(Debug, Clone, Default)]
-pub struct CallCounter(Arc<Mutex<BTreeMap<CallKey, u64>>>);
+pub struct CallCounter {
+    counts: Arc<Mutex<BTreeMap<CallKey, u64>>>,
+    observer: Option<Arc<dyn CallObserver>>,
+}
+
+/// When the current attempt started.
+#[derive(Debug, Clone, Copy)]
+struct AttemptStart(Instant);
+
+impl Storable for AttemptStart {
+    type Storer = StoreReplace<Self>;
+}
 
 impl CallCounter {
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A counter that also reports every call to `observer`.
+    pub fn with_observer(observer: Arc<dyn CallObserver>) -> Self {
+        CallCounter { counts: Arc::default(), observer: Some(observer) }
+    }
+
     /// Every count so far.
     pub fn snapshot(&self) -> BTreeMap<CallKey, u64> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// All calls so far.
@@ -45,8 +69,11 @@ impl CallCounter {
         self.snapshot().iter().filter(|(k, _)| k.operation == operation).map(|(_, n)| n).sum()
     }
 
-    fn add(&self, key: CallKey) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default() += 1;
+    fn add(&self, key: CallKey, seconds: f64) {
+        if let Some(observer) = &self.observer {
+            observer.observe(&key, seconds);
+        }
+        *self.counts.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default() += 1;
     }
 }
 
@@ -79,6 +106,16 @@ impl Intercept for CallCounter {
         "CallCounter"
     }
 
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state().store_put(AttemptStart(Instant::now()));
+        Ok(())
+    }
+
     fn read_after_attempt(
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
@@ -92,7 +129,8 @@ impl Intercept for CallCounter {
         let response = context.response();
         let status = response.map(|r| r.status().as_u16());
         let error_type = response.and_then(|r| r.headers().get("x-amzn-errortype"));
-        self.add(CallKey { service, operation, outcome: outcome(status, error_type) });
+        let seconds = cfg.load::<AttemptStart>().map(|s| s.0.elapsed().as_secs_f64()).unwrap_or_default();
+        self.add(CallKey { service, operation, outcome: outcome(status, error_type) }, seconds);
         Ok(())
     }
 }

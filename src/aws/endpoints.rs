@@ -1,6 +1,7 @@
 //! Endpoint precedence for a service in a region (`cli.md`): SPC parameter (when admitted) >
 //! `--endpoint SERVICE@REGION` > `--endpoint SERVICE` > `AWS_ENDPOINT_URL_<SERVICE>` >
-//! `AWS_ENDPOINT_URL` > the AWS default for the region (left to the SDK).
+//! `AWS_ENDPOINT_URL` > the AWS default for the region (left to the SDK, which applies the FIPS
+//! and dual-stack variants when enabled; [`default_url`] asks it for `doctor`).
 
 use crate::cli::EndpointFlag;
 use std::collections::HashMap;
@@ -32,6 +33,9 @@ impl Service {
         }
     }
 
+    /// Every service the provider calls.
+    pub const ALL: [Service; 3] = [Service::Sts, Service::SecretsManager, Service::Ssm];
+
     fn from_flag(name: &str) -> Option<Service> {
         [Service::SecretsManager, Service::Ssm, Service::Sts].into_iter().find(|s| s.as_str() == name)
     }
@@ -45,6 +49,22 @@ pub enum EndpointSource {
     ServiceFlag,
     ServiceEnv,
     GlobalEnv,
+    /// No override: the AWS default for the region.
+    AwsDefault,
+}
+
+impl EndpointSource {
+    /// Where the endpoint came from, as an admin would write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointSource::SecretProviderClass => "SecretProviderClass parameter",
+            EndpointSource::RegionFlag => "--endpoint SERVICE@REGION",
+            EndpointSource::ServiceFlag => "--endpoint SERVICE",
+            EndpointSource::ServiceEnv => "AWS_ENDPOINT_URL_<SERVICE>",
+            EndpointSource::GlobalEnv => "AWS_ENDPOINT_URL",
+            EndpointSource::AwsDefault => "AWS default",
+        }
+    }
 }
 
 /// A resolved endpoint override.
@@ -95,6 +115,46 @@ impl Endpoints {
     }
 }
 
+impl Endpoints {
+    /// The URL a request for `service` in `region` goes to: the override in force, else the AWS
+    /// default (FIPS/dual-stack variants as asked).
+    pub async fn url_for(
+        &self,
+        service: Service,
+        region: &str,
+        fips: bool,
+        dual_stack: bool,
+    ) -> Result<ResolvedEndpoint, String> {
+        if let Some(found) = self.resolve(service, region, None) {
+            return Ok(found);
+        }
+        let url = default_url(service, region, fips, dual_stack).await?;
+        Ok(ResolvedEndpoint { url, source: EndpointSource::AwsDefault })
+    }
+}
+
+/// The AWS default endpoint of `service` in `region`, as the SDK resolves it.
+pub async fn default_url(service: Service, region: &str, fips: bool, dual_stack: bool) -> Result<String, String> {
+    macro_rules! resolve {
+        ($sdk:ident) => {{
+            use $sdk::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+            let params = Params::builder()
+                .region(region)
+                .use_fips(fips)
+                .use_dual_stack(dual_stack)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let endpoint = DefaultResolver::new().resolve_endpoint(&params).await.map_err(|e| e.to_string())?;
+            Ok(endpoint.url().to_string())
+        }};
+    }
+    match service {
+        Service::SecretsManager => resolve!(aws_sdk_secretsmanager),
+        Service::Ssm => resolve!(aws_sdk_ssm),
+        Service::Sts => resolve!(aws_sdk_sts),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +186,17 @@ mod tests {
             Some(EndpointSource::ServiceEnv)
         );
         assert_eq!(Endpoints::new(&[], env(&[])).resolve(Service::Sts, "us-east-1", None), None);
+    }
+
+    #[tokio::test]
+    async fn defaults_follow_fips_and_dual_stack_for_every_service_sts_included() {
+        let url = |svc, fips, ds| async move { default_url(svc, "us-west-2", fips, ds).await.unwrap() };
+        assert_eq!(url(Service::SecretsManager, false, false).await, "https://secretsmanager.us-west-2.amazonaws.com");
+        assert_eq!(url(Service::Sts, true, false).await, "https://sts-fips.us-west-2.amazonaws.com");
+        assert_eq!(url(Service::Ssm, true, false).await, "https://ssm-fips.us-west-2.amazonaws.com");
+        assert_eq!(url(Service::Sts, true, true).await, "https://sts-fips.us-west-2.api.aws");
+        let e = Endpoints::new(&[flag("sts=http://127.0.0.1:1")], env(&[]));
+        let overridden = e.url_for(Service::Sts, "us-west-2", true, false).await.unwrap();
+        assert_eq!((overridden.url.as_str(), overridden.source), ("http://127.0.0.1:1", EndpointSource::ServiceFlag));
     }
 }

@@ -77,6 +77,12 @@ pub fn classify<E>(err: &SdkError<E, Response>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    if let Some(refusal) = super::guard::refusal_in(err) {
+        return Failure { code: ErrorCode::PublicEndpointRefused, aws_code: None, reason: refusal.to_string() };
+    }
+    if let Some(problem) = super::guard::certificate_problem_in(err) {
+        return transport(certificate_reason(&problem));
+    }
     match err {
         SdkError::ServiceError(service) => from_metadata(service.err(), service.raw().status().as_u16()),
         SdkError::ResponseError(resp) => from_unparsable(resp.raw().status().as_u16(), err),
@@ -104,6 +110,13 @@ where
 {
     let reason = format!("unexpected response (HTTP {status}): {}", DisplayErrorContext(err));
     Failure { code: code_for(None, status), aws_code: None, reason }
+}
+
+/// A certificate failure, said as one, with the usual fix.
+pub fn certificate_reason(problem: &str) -> String {
+    format!(
+        "TLS certificate problem: {problem}. The endpoint's certificate is not trusted: if a TLS-inspecting proxy or a private CA signs it, give that CA certificate with --ca-bundle FILE (or AWS_CA_BUNDLE); otherwise check that the endpoint URL names the host its certificate is for"
+    )
 }
 
 fn transport(reason: String) -> Failure {

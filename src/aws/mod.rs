@@ -2,27 +2,54 @@
 //! Secrets Manager and Parameter Store, and error classification. Everything it returns is a
 //! domain type.
 
+pub mod audit;
 mod batch;
 mod clients;
 pub mod counting;
 mod credentials;
 pub mod endpoints;
 pub mod errors;
+mod guard;
+mod http;
 mod parameter_store;
+pub mod probe;
 mod secrets_manager;
 mod sts;
 mod user_agent;
 
+pub use audit::Requesters;
 pub use clients::{AwsReader, AwsSettings};
-pub use counting::{CallCounter, CallKey};
+pub use counting::{CallCounter, CallKey, CallObserver};
 pub use credentials::AwsCredentials;
 pub use endpoints::{Endpoints, Service};
-pub use sts::WebIdentityGrant;
+pub use sts::{WebIdentityGrant, WebIdentityRequest};
 pub use user_agent::UserAgentTag;
 
 use crate::codes::ErrorCode;
+use crate::net::ServiceUrls;
 use crate::params::ObjectType;
 use crate::secret::SecretBytes;
+
+/// A region to call, with the SecretProviderClass's admitted endpoints for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    pub region: &'a str,
+    pub spc: &'a ServiceUrls,
+}
+
+/// No SecretProviderClass endpoints.
+static NO_SPC_ENDPOINTS: ServiceUrls = ServiceUrls { secrets_manager: None, ssm: None, sts: None };
+
+impl<'a> Route<'a> {
+    pub fn new(region: &'a str, spc: &'a ServiceUrls) -> Self {
+        Route { region, spc }
+    }
+
+    /// `region` with the admin's endpoints only.
+    pub fn region(region: &'a str) -> Self {
+        Route { region, spc: &NO_SPC_ENDPOINTS }
+    }
+}
 
 /// One object to read: what and which version.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

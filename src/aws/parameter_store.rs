@@ -1,8 +1,9 @@
 //! Parameter Store reads: `GetParameters` with decryption, at most 10 names per call, the
 //! batches of one mount in flight together. Selectors are `name:version` / `name:label`.
 
+use super::audit::{AuditScope, Requesters, send_audited};
 use super::clients::build_client;
-use super::{AwsCredentials, AwsReader, FetchError, Fetched, ReadItem, Service, errors};
+use super::{AwsCredentials, AwsReader, FetchError, Fetched, ReadItem, Route, Service, errors};
 use crate::codes::ErrorCode;
 use crate::secret::SecretBytes;
 use aws_sdk_ssm as ssm;
@@ -32,13 +33,16 @@ struct Wanted {
 pub(super) async fn read_all(
     reader: &AwsReader,
     credentials: &AwsCredentials,
-    region: &str,
+    route: Route<'_>,
     items: &[(usize, &ReadItem)],
+    requesters: &Requesters,
 ) -> Vec<(usize, Result<Fetched, FetchError>)> {
     if items.is_empty() {
         return Vec::new();
     }
-    let client = build_client!(ssm, reader.parts(Service::Ssm, region), credentials);
+    let region = route.region;
+    let client = build_client!(ssm, reader.parts(Service::Ssm, region, route.spc.get(Service::Ssm)), credentials);
+    let scope = reader.audit_scope(region, requesters);
     let mut by_name: BTreeMap<Wanted, Vec<(usize, &ReadItem)>> = BTreeMap::new();
     for (index, item) in items {
         let wanted = Wanted { request: request_name(item), base: item.name.clone() };
@@ -47,7 +51,7 @@ pub(super) async fn read_all(
     let wanted: Vec<Wanted> = by_name.keys().cloned().collect();
     let batches = batches(&wanted);
     let mut answers = BTreeMap::new();
-    for answer in join_all(batches.iter().map(|b| read_batch(&client, b))).await {
+    for answer in join_all(batches.iter().map(|b| read_batch(&client, b, scope))).await {
         answers.extend(answer);
     }
     by_name
@@ -102,9 +106,11 @@ impl Answer {
 
 type BatchAnswers = BTreeMap<String, Result<Fetched, Answer>>;
 
-async fn read_batch(client: &ssm::Client, wanted: &[Wanted]) -> BatchAnswers {
+async fn read_batch(client: &ssm::Client, wanted: &[Wanted], scope: AuditScope<'_>) -> BatchAnswers {
     let names: Vec<String> = wanted.iter().map(|w| w.request.clone()).collect();
-    let sent = client.get_parameters().set_names(Some(names)).with_decryption(true).send().await;
+    let bases: Vec<String> = wanted.iter().map(|w| w.base.clone()).collect();
+    let request = client.get_parameters().set_names(Some(names)).with_decryption(true);
+    let sent = send_audited!(request, scope.record(&bases));
     match sent {
         Err(e) => {
             let failure = errors::classify(&e);

@@ -1,7 +1,8 @@
 //! Secrets Manager reads: `GetSecretValue` by name or ARN, VersionId or staging label.
 
+use super::audit::{AuditScope, Requesters, send_audited};
 use super::clients::build_client;
-use super::{AwsCredentials, AwsReader, FetchError, Fetched, ReadItem, Service, batch, errors};
+use super::{AwsCredentials, AwsReader, FetchError, Fetched, ReadItem, Route, Service, batch, errors};
 use crate::secret::SecretBytes;
 use aws_sdk_secretsmanager as sm;
 use futures::future::join_all;
@@ -13,33 +14,34 @@ pub(super) async fn read_all(
     reader: &AwsReader,
     credentials: &AwsCredentials,
     identity: &str,
-    region: &str,
+    route: Route<'_>,
     items: &[(usize, &ReadItem)],
+    requesters: &Requesters,
 ) -> Vec<(usize, Result<Fetched, FetchError>)> {
     if items.is_empty() {
         return Vec::new();
     }
-    let client = build_client!(sm, reader.parts(Service::SecretsManager, region), credentials);
+    let parts = reader.parts(Service::SecretsManager, route.region, route.spc.get(Service::SecretsManager));
+    let client = build_client!(sm, parts, credentials);
+    let scope = reader.audit_scope(route.region, requesters);
     let (current, pinned): (Vec<_>, Vec<_>) = items.iter().copied().partition(|(_, item)| batch::is_current(item));
     let (batched, singles) = if current.len() >= 2 && reader.batch.allowed(identity) {
         (current, pinned)
     } else {
         (Vec::new(), items.to_vec())
     };
-    let (mut out, singles) = tokio::join!(
-        read_batched(&client, reader, identity, region, &batched),
-        read_singles(&client, region, &singles)
-    );
+    let (mut out, singles) =
+        tokio::join!(read_batched(&client, reader, identity, scope, &batched), read_singles(&client, scope, &singles));
     out.extend(singles);
     out
 }
 
 async fn read_singles(
     client: &sm::Client,
-    region: &str,
+    scope: AuditScope<'_>,
     items: &[(usize, &ReadItem)],
 ) -> Vec<(usize, Result<Fetched, FetchError>)> {
-    join_all(items.iter().map(|(index, item)| async move { (*index, read_one(client, region, item).await) })).await
+    join_all(items.iter().map(|(index, item)| async move { (*index, read_one(client, scope, item).await) })).await
 }
 
 /// Batches of [`batch::BATCH`] ids in flight together; a batch that fails because batching is
@@ -48,12 +50,13 @@ async fn read_batched(
     client: &sm::Client,
     reader: &AwsReader,
     identity: &str,
-    region: &str,
+    scope: AuditScope<'_>,
     items: &[(usize, &ReadItem)],
 ) -> Vec<(usize, Result<Fetched, FetchError>)> {
+    let region = scope.region;
     let ids: Vec<String> = items.iter().map(|(_, i)| i.name.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let chunks: Vec<&[String]> = ids.chunks(batch::BATCH).collect();
-    let results = join_all(chunks.iter().map(|chunk| batch::read_batch(client, chunk))).await;
+    let results = join_all(chunks.iter().map(|chunk| batch::read_batch(client, chunk, scope))).await;
     let mut answers = batch::BatchAnswers::new();
     let mut retry_singly = BTreeSet::new();
     for (chunk, result) in chunks.iter().zip(results) {
@@ -68,18 +71,18 @@ async fn read_batched(
         .into_iter()
         .map(|(index, item)| (index, batch::result_for(item, region, answers.get(&item.name))))
         .collect();
-    out.extend(read_singles(client, region, &again).await);
+    out.extend(read_singles(client, scope, &again).await);
     out
 }
 
-async fn read_one(client: &sm::Client, region: &str, item: &ReadItem) -> Result<Fetched, FetchError> {
-    let output = client
+async fn read_one(client: &sm::Client, scope: AuditScope<'_>, item: &ReadItem) -> Result<Fetched, FetchError> {
+    let region = scope.region;
+    let request = client
         .get_secret_value()
         .secret_id(&item.name)
         .set_version_id(item.version_id.clone())
-        .set_version_stage(item.version_label.clone())
-        .send()
-        .await
+        .set_version_stage(item.version_label.clone());
+    let output = send_audited!(request, scope.record(std::slice::from_ref(&item.name)))
         .map_err(|e| FetchError::new(item, region, errors::classify(&e)))?;
     let version = output
         .version_id()

@@ -1,9 +1,12 @@
 //! STS `AssumeRoleWithWebIdentity` (IRSA): the pod's token for the role's credentials, on the
-//! STS endpoint of the region being read (endpoint precedence as for every service), unsigned.
+//! STS endpoint of the region being read (endpoint precedence as for every service, the
+//! SecretProviderClass's admitted `stsEndpoint` first; FIPS/dual-stack and
+//! `--require-private-endpoints` apply), unsigned.
 
-use super::{AwsCredentials, AwsReader, Service, errors};
+use super::audit::{AuditRecord, Served, send_audited};
+use super::clients::configure;
+use super::{AwsCredentials, AwsReader, Route, Service, errors};
 use crate::secret::SecretString;
-use aws_config::BehaviorVersion;
 use aws_sdk_sts as sts;
 use std::time::SystemTime;
 
@@ -16,26 +19,33 @@ pub struct WebIdentityGrant {
     pub expires: Option<SystemTime>,
 }
 
+/// One web-identity exchange.
+#[derive(Debug, Clone, Copy)]
+pub struct WebIdentityRequest<'a> {
+    pub route: Route<'a>,
+    pub role_arn: &'a str,
+    pub session_name: &'a str,
+    pub token: &'a SecretString,
+    /// `namespace/name` of the pod, for the audit line.
+    pub pod: &'a str,
+}
+
 impl AwsReader {
-    /// Exchanges `token` for credentials of `role_arn` in `region`.
+    /// Exchanges the request's token for credentials of its role.
     pub async fn assume_role_with_web_identity(
         &self,
-        region: &str,
-        role_arn: &str,
-        session_name: &str,
-        token: &SecretString,
+        request: WebIdentityRequest<'_>,
     ) -> Result<WebIdentityGrant, errors::Failure> {
-        let output = self
-            .sts_client(region)
+        let call = self
+            .sts_client(request.route)
             .assume_role_with_web_identity()
-            .role_arn(role_arn)
-            .role_session_name(session_name)
-            .web_identity_token(token.expose())
-            .send()
-            .await
-            .map_err(|e| errors::classify(&e))?;
+            .role_arn(request.role_arn)
+            .role_session_name(request.session_name)
+            .web_identity_token(request.token.expose());
+        let audit = self.sts_audit(request.route.region, request.pod);
+        let output = send_audited!(call, audit).map_err(|e| errors::classify(&e))?;
         let creds = output.credentials.ok_or_else(|| bad("the response carries no credentials"))?;
-        let assumed = output.assumed_role_user.map(|u| u.arn).unwrap_or_else(|| role_arn.to_string());
+        let assumed = output.assumed_role_user.map(|u| u.arn).unwrap_or_else(|| request.role_arn.to_string());
         let expires = SystemTime::try_from(creds.expiration).ok();
         let credentials =
             AwsCredentials::fixed(&creds.access_key_id, &creds.secret_access_key, Some(&creds.session_token), &assumed);
@@ -43,20 +53,13 @@ impl AwsReader {
     }
 
     /// An STS client with no credentials: the web-identity call is unsigned.
-    fn sts_client(&self, region: &str) -> sts::Client {
-        let parts = self.parts(Service::Sts, region);
-        let mut builder = sts::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(parts.region.clone())
-            .http_client(parts.http.clone())
-            .retry_config(parts.retry.clone())
-            .timeout_config(parts.timeouts.clone())
-            .interceptor(parts.user_agent.clone())
-            .interceptor(parts.calls.clone());
-        if let Some(url) = &parts.endpoint {
-            builder = builder.endpoint_url(url.clone());
-        }
-        sts::Client::from_conf(builder.build())
+    fn sts_client(&self, route: Route<'_>) -> sts::Client {
+        let parts = self.parts(Service::Sts, route.region, route.spc.get(Service::Sts));
+        sts::Client::from_conf(configure!(sts::Config::builder(), &parts).build())
+    }
+
+    fn sts_audit(&self, region: &str, pod: &str) -> Option<AuditRecord> {
+        self.audit_enabled().then(|| AuditRecord::new(region, Served::Pod(pod.to_string())))
     }
 }
 

@@ -30,7 +30,9 @@ impl IdentityError {
             IdentityError::NoRoleAnnotation { .. } | IdentityError::AgentRefused { .. } => ErrorCode::IdentityFailed,
             IdentityError::Kubernetes { source, .. } if source.is_transient() => ErrorCode::EndpointUnreachable,
             IdentityError::Kubernetes { .. } => ErrorCode::IdentityFailed,
-            IdentityError::Sts { code, .. } if code.is_transient() => *code,
+            IdentityError::Sts { code, .. } if code.is_transient() || *code == ErrorCode::PublicEndpointRefused => {
+                *code
+            }
             IdentityError::Sts { .. } => ErrorCode::IdentityFailed,
             IdentityError::AgentUnreachable { .. } => ErrorCode::EndpointUnreachable,
         }

@@ -2,7 +2,7 @@
 //! pod's token on the STS endpoint of the region being read.
 
 use super::{IdentityError, PodCredentials};
-use crate::aws::AwsReader;
+use crate::aws::{AwsReader, Route, WebIdentityRequest};
 use crate::k8s::K8s;
 use crate::params::{MountParams, ServiceAccountToken};
 
@@ -12,13 +12,22 @@ pub(super) async fn credentials(
     params: &MountParams,
     role: &str,
     token: &ServiceAccountToken,
-    regions: &[&str],
+    routes: &[Route<'_>],
 ) -> Result<PodCredentials, IdentityError> {
     let role = role.to_string();
     let session = session_name(&params.pod.namespace, &params.pod.name);
+    let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
     let mut last = None;
-    for region in regions {
-        match aws.assume_role_with_web_identity(region, &role, &session, &token.token).await {
+    for route in routes {
+        let region = route.region;
+        let request = WebIdentityRequest {
+            route: *route,
+            role_arn: &role,
+            session_name: &session,
+            token: &token.token,
+            pod: &pod,
+        };
+        match aws.assume_role_with_web_identity(request).await {
             Ok(grant) => {
                 return Ok(PodCredentials {
                     credentials: grant.credentials,

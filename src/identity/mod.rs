@@ -11,7 +11,7 @@ mod tokens;
 pub use error::IdentityError;
 pub use pod_identity::AgentClient;
 
-use crate::aws::{AwsCredentials, AwsReader};
+use crate::aws::{AwsCredentials, AwsReader, Route};
 use crate::k8s::K8s;
 use crate::params::MountParams;
 use std::sync::Arc;
@@ -49,10 +49,10 @@ impl IdentityResolver {
         IdentityResolver { aws, k8s, agent, cache: Arc::new(cache::CredentialCache::new(MAX_CACHED_CREDENTIALS)) }
     }
 
-    /// The pod's credentials, reused while the same token is presented. `regions` are the
-    /// regions being read, primary first: IRSA tries the next region's STS endpoint only when
-    /// one fails transiently.
-    pub async fn resolve(&self, params: &MountParams, regions: &[&str]) -> Result<PodCredentials, IdentityError> {
+    /// The pod's credentials, reused while the same token is presented. `routes` are the
+    /// regions being read (with the SecretProviderClass's admitted endpoints), primary first:
+    /// IRSA tries the next region's STS endpoint only when one fails transiently.
+    pub async fn resolve(&self, params: &MountParams, routes: &[Route<'_>]) -> Result<PodCredentials, IdentityError> {
         if params.use_pod_identity {
             let token = tokens::token_for(params, POD_IDENTITY_AUDIENCE)?;
             let key = cache::key(&["pod-identity", token.token.expose()]);
@@ -61,7 +61,7 @@ impl IdentityResolver {
             let token = tokens::token_for(params, IRSA_AUDIENCE)?;
             let role = irsa::role_of(&self.k8s, params).await?;
             let key = cache::key(&["irsa", &role, token.token.expose()]);
-            self.cached(key, irsa::credentials(&self.aws, params, &role, token, regions)).await
+            self.cached(key, irsa::credentials(&self.aws, params, &role, token, routes)).await
         }
     }
 

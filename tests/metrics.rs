@@ -1,0 +1,158 @@
+//! Observability over the real wire: the admin server's `/metrics`, `/healthz` and `/readyz` of
+//! the real binary, scraped after successful and failing mounts and while a mount is in flight.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+use support::{Moto, Provider, attrs, mount_request};
+
+const REGION: &str = "us-west-2";
+
+/// The admin address the provider logged (`--metrics-addr 127.0.0.1:0`).
+fn admin_addr(provider: &Provider) -> String {
+    for _ in 0..200 {
+        let logs = provider.logs();
+        if let Some(line) = logs.lines().find(|l| l.contains("admin server listening")) {
+            let addr = line.split("addr=").nth(1).unwrap_or_default();
+            return addr.split_whitespace().next().unwrap_or_default().trim_matches('"').to_string();
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("no admin address in the log:\n{}", provider.logs());
+}
+
+/// GET `path`: (status, body).
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the admin server");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The value of the exposition line starting with `series` (0 when absent).
+fn value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn mount(provider: &Provider, pod: &str, objects: &str) -> Result<(), tonic::Status> {
+    let target = provider.target(&format!("{pod}-uid"));
+    let request = mount_request(&attrs(pod, objects, &[]), &target);
+    provider.client().await.mount(request).await.map(|_| ())
+}
+
+async fn seed(moto: &Moto) {
+    let sm = moto.sm(REGION);
+    for (name, value) in [("a", "A"), ("b", "B")] {
+        sm.create_secret().name(name).secret_string(value).send().await.expect("create_secret");
+    }
+    let ssm = moto.ssm(REGION);
+    ssm.put_parameter()
+        .name("/p")
+        .value("P")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .expect("put");
+}
+
+const GOOD: &str = "- {objectName: a, objectType: secretsmanager}\n- {objectName: b, objectType: secretsmanager}\n- {objectName: /p, objectType: ssmparameter}\n";
+const BAD: &str = "- {objectName: nope, objectType: secretsmanager}\n";
+
+#[tokio::test]
+async fn counters_move_with_successful_and_failing_mounts() {
+    let Some(moto) = Moto::start() else { return };
+    seed(&moto).await;
+    let provider = Provider::start(&moto.url(), &["--local-credentials"]);
+    let addr = admin_addr(&provider);
+    mount(&provider, "pod-a", GOOD).await.expect("first mount");
+    mount(&provider, "pod-a", GOOD).await.expect("re-sync");
+    mount(&provider, "pod-b", BAD).await.expect_err("missing secret");
+    let (status, m) = get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    let series = [
+        (r#"csi_provider_aws_mount_requests_total{outcome="success",code="",kind="first"}"#, 1.0),
+        (r#"csi_provider_aws_mount_requests_total{outcome="success",code="",kind="resync"}"#, 1.0),
+        (r#"csi_provider_aws_mount_requests_total{outcome="error",code="NotFound",kind="first"}"#, 1.0),
+        (
+            r#"csi_provider_aws_aws_calls_total{service="secretsmanager",operation="BatchGetSecretValue",outcome="success"}"#,
+            1.0,
+        ),
+        (r#"csi_provider_aws_aws_calls_total{service="ssm",operation="GetParameters",outcome="success"}"#, 1.0),
+        (
+            r#"csi_provider_aws_aws_calls_total{service="secretsmanager",operation="GetSecretValue",outcome="ResourceNotFoundException"}"#,
+            1.0,
+        ),
+        ("csi_provider_aws_cache_hits_total", 3.0),
+        ("csi_provider_aws_cache_entries", 3.0),
+        ("csi_provider_aws_mounts_in_flight", 0.0),
+        (r#"csi_provider_aws_mount_duration_seconds_count{kind="first"}"#, 2.0),
+    ];
+    for (name, expected) in series {
+        assert_eq!(value(&m, name), expected, "{name} in\n{m}");
+    }
+    assert!(value(&m, "csi_provider_aws_written_bytes_total") >= 3.0, "bytes written counted");
+    assert!(m.contains("csi_provider_aws_build_info{version="), "build info");
+    assert!(!m.contains("\"nope\""), "no secret names in label values by default");
+}
+
+#[tokio::test]
+async fn secret_names_appear_only_when_the_admin_opts_in() {
+    let Some(moto) = Moto::start() else { return };
+    let provider = Provider::start(&moto.url(), &["--local-credentials", "--metrics-secret-names"]);
+    let addr = admin_addr(&provider);
+    mount(&provider, "pod-b", BAD).await.expect_err("missing secret");
+    let (_, m) = get(&addr, "/metrics");
+    assert_eq!(value(&m, r#"csi_provider_aws_object_errors_total{code="NotFound",object="nope"}"#), 1.0, "{m}");
+}
+
+#[tokio::test]
+async fn readiness_needs_the_socket_and_a_configured_kubernetes_api() {
+    let Some(moto) = Moto::start() else { return };
+    let local = Provider::start(&moto.url(), &["--local-credentials"]);
+    let addr = admin_addr(&local);
+    assert!(local.socket().exists());
+    assert_eq!(get(&addr, "/readyz").0, 200, "socket bound, local credentials: ready");
+    assert_eq!(get(&addr, "/healthz"), (200, "ok\n".into()));
+    let missing = tempfile::tempdir().expect("tempdir");
+    let pod_mode = Provider::builder(&moto.url())
+        .env("KUBECONFIG", missing.path().join("no-such-kubeconfig").display().to_string())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .start();
+    let addr = admin_addr(&pod_mode);
+    assert_eq!(get(&addr, "/readyz").0, 503, "pod identity without a Kubernetes API is not ready");
+    assert_eq!(get(&addr, "/healthz").0, 200, "but alive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_while_a_mount_is_in_flight() {
+    let Some(moto) = Moto::start() else { return };
+    seed(&moto).await;
+    let proxy =
+        support::slow_proxy(moto.url().trim_start_matches("http://").to_string(), Duration::from_millis(1500)).await;
+    let endpoint = format!("secretsmanager={proxy}");
+    let provider = Provider::start(&moto.url(), &["--local-credentials", "--endpoint", &endpoint]);
+    let addr = admin_addr(&provider);
+    let target = provider.target("slow-uid");
+    let mut client = provider.client().await;
+    let request = mount_request(&attrs("slow", "- {objectName: a, objectType: secretsmanager}\n", &[]), &target);
+    let in_flight = tokio::spawn(async move { client.mount(request).await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (health, ready, m) = tokio::task::spawn_blocking(move || {
+        (get(&addr, "/healthz").0, get(&addr, "/readyz").0, get(&addr, "/metrics").1)
+    })
+    .await
+    .expect("scrape");
+    assert_eq!((health, ready), (200, 200));
+    assert_eq!(value(&m, "csi_provider_aws_mounts_in_flight"), 1.0, "{m}");
+    in_flight.await.expect("join").expect("the mount finishes");
+}
