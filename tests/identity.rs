@@ -8,11 +8,11 @@
 
 mod support;
 
+use support::Provider;
 use support::agent::{self, Agent};
 use support::kube::KubeApi;
 use support::recorder::{Call, Fault};
 use support::world::*;
-use support::Provider;
 use tonic::Code;
 
 #[tokio::test]
