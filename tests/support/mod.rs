@@ -49,6 +49,21 @@ const POLL: Duration = Duration::from_millis(50);
 // ---------------------------------------------------------------------------------------------
 // moto
 
+/// A client of `$sdk` pointed at moto with static `testing` credentials (every generated SDK
+/// config builder has the same setters).
+macro_rules! seed_client {
+    ($sdk:ident, $moto:expr, $region:expr) => {{
+        use $sdk::config::{BehaviorVersion, Config, Region};
+        let conf = Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new($region.to_string()))
+            .endpoint_url($moto.url())
+            .credentials_provider(test_credentials())
+            .build();
+        $sdk::Client::from_conf(conf)
+    }};
+}
+
 /// A moto server on 127.0.0.1 and a free port, killed on drop.
 pub struct Moto {
     child: Child,
@@ -149,38 +164,17 @@ impl Moto {
 
     /// A Secrets Manager client for seeding, with static `testing` credentials.
     pub fn sm(&self, region: &str) -> aws_sdk_secretsmanager::Client {
-        use aws_sdk_secretsmanager::config::{BehaviorVersion, Config, Region};
-        let conf = Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .endpoint_url(self.url())
-            .credentials_provider(test_credentials())
-            .build();
-        aws_sdk_secretsmanager::Client::from_conf(conf)
+        seed_client!(aws_sdk_secretsmanager, self, region)
     }
 
     /// A Parameter Store client for seeding, with static `testing` credentials.
     pub fn ssm(&self, region: &str) -> aws_sdk_ssm::Client {
-        use aws_sdk_ssm::config::{BehaviorVersion, Config, Region};
-        let conf = Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .endpoint_url(self.url())
-            .credentials_provider(test_credentials())
-            .build();
-        aws_sdk_ssm::Client::from_conf(conf)
+        seed_client!(aws_sdk_ssm, self, region)
     }
 
     /// An STS client, with static `testing` credentials.
     pub fn sts(&self, region: &str) -> aws_sdk_sts::Client {
-        use aws_sdk_sts::config::{BehaviorVersion, Config, Region};
-        let conf = Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .endpoint_url(self.url())
-            .credentials_provider(test_credentials())
-            .build();
-        aws_sdk_sts::Client::from_conf(conf)
+        seed_client!(aws_sdk_sts, self, region)
     }
 }
 
