@@ -21,6 +21,7 @@ STEPS=(
   fmt
   clippy
   test
+  conformance
 )
 
 step_venv() {
@@ -43,6 +44,25 @@ step_test() {
   need_tool cargo "Rust toolchain" || return
   ensure_venv # tests find moto_server through MOTO_SERVER
   cargo test
+}
+
+# The driver's own Go client code (sigs.k8s.io/secrets-store-csi-driver, pkg/secrets-store) at
+# v1.6.x and v1.5.x calling the real binary against moto: tests/driver-conformance/README.md.
+# Cold Go caches: ~120 module downloads (<1 min) and ~9 CPU-minutes of compiling for both modules
+# (~5 min on 2 idle cores); warm: ~20 s per module.
+step_conformance() {
+  need_tool go "Go toolchain, for the driver's Go client" || return
+  need_tool cargo "Rust toolchain" || return
+  ensure_venv # exports MOTO_SERVER and VENV_PYTHON (boto3 seeds moto)
+  cargo build --bin csi-provider-aws
+  export PROVIDER_BIN="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/debug/csi-provider-aws"
+  local module start
+  for module in v1.6 v1.5; do
+    log "driver ${module} client: go test in tests/driver-conformance/${module}"
+    start=$SECONDS
+    (cd "tests/driver-conformance/${module}" && go test -count=1 -timeout 5m -v ./...)
+    log "driver ${module} client: passed in $((SECONDS - start))s (module download, build and run)"
+  done
 }
 
 # ---------------------------------------------------------------------------------------------
