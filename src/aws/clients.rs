@@ -5,7 +5,6 @@
 
 use super::audit::{AuditScope, Requesters};
 use super::batch::BatchPolicy;
-use super::guard::LiteralGuard;
 use super::{AwsCredentials, CallCounter, Endpoints, FetchError, Fetched, ReadItem, Route, Service, UserAgentTag};
 use crate::net::NetworkSettings;
 use crate::params::ObjectType;
@@ -53,8 +52,6 @@ pub(super) struct ClientParts {
     /// FIPS and dual-stack variants, only for the AWS default (an override is used as given).
     pub use_fips: bool,
     pub use_dual_stack: bool,
-    /// The address-literal check of `--require-private-endpoints`.
-    pub guard: Option<LiteralGuard>,
 }
 
 impl AwsReader {
@@ -93,11 +90,9 @@ impl AwsReader {
     pub(super) fn parts(&self, service: Service, region: &str, spc: Option<&str>) -> ClientParts {
         let endpoint = self.settings.endpoints.resolve(service, region, spc).map(|e| e.url);
         let network = &self.settings.network;
-        let guard = network.require_private.then(|| LiteralGuard { proxy: network.proxy.clone() });
         ClientParts {
             use_fips: network.use_fips && endpoint.is_none(),
             use_dual_stack: network.use_dual_stack && endpoint.is_none(),
-            guard,
             region: Region::new(region.to_string()),
             endpoint,
             http: self.http.clone(),
@@ -166,9 +161,6 @@ macro_rules! configure {
             .use_dual_stack(parts.use_dual_stack)
             .interceptor(parts.user_agent.clone())
             .interceptor(parts.calls.clone());
-        if let Some(guard) = &parts.guard {
-            builder = builder.interceptor(guard.clone());
-        }
         if let Some(url) = &parts.endpoint {
             builder = builder.endpoint_url(url.clone());
         }

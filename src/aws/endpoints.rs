@@ -195,6 +195,9 @@ mod tests {
         assert_eq!(url(Service::Sts, true, false).await, "https://sts-fips.us-west-2.amazonaws.com");
         assert_eq!(url(Service::Ssm, true, false).await, "https://ssm-fips.us-west-2.amazonaws.com");
         assert_eq!(url(Service::Sts, true, true).await, "https://sts-fips.us-west-2.api.aws");
+        assert_eq!(url(Service::Ssm, false, true).await, "https://ssm.us-west-2.api.aws");
+        let sm_dual = url(Service::SecretsManager, true, true).await;
+        assert_eq!(sm_dual, "https://secretsmanager-fips.us-west-2.amazonaws.com", "already dual-stack");
         let e = Endpoints::new(&[flag("sts=http://127.0.0.1:1")], env(&[]));
         let overridden = e.url_for(Service::Sts, "us-west-2", true, false).await.unwrap();
         assert_eq!((overridden.url.as_str(), overridden.source), ("http://127.0.0.1:1", EndpointSource::ServiceFlag));

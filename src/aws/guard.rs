@@ -1,53 +1,11 @@
-//! `--require-private-endpoints` for hosts that are address literals (the resolver in
-//! [`super::http`] never sees those), and no retries for a refusal or a certificate failure:
-//! neither changes on a second attempt.
+//! Finding why a request failed inside the SDK's error chains (a `--require-private-endpoints`
+//! refusal, a TLS certificate problem), and no retries for either: neither changes on a second
+//! attempt.
 
-use crate::net::{Dialled, ProxySettings, PublicAddressRefused, UrlHost, resolve};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::{BeforeTransmitInterceptorContextRef, InterceptorContext};
+use crate::net::PublicAddressRefused;
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use std::error::Error;
-
-/// Refuses a request whose dialled host (the proxy when one applies, else the endpoint) is a
-/// public address literal. Attached only under `--require-private-endpoints`.
-#[derive(Debug, Clone)]
-pub(super) struct LiteralGuard {
-    pub proxy: ProxySettings,
-}
-
-impl LiteralGuard {
-    pub(super) fn check(&self, uri: &str) -> Result<(), PublicAddressRefused> {
-        let (target, dialled) = match self.proxy.proxy_for(uri) {
-            Some(proxy) => (proxy, Dialled::Proxy),
-            None => match UrlHost::parse(uri) {
-                Ok(endpoint) => (endpoint, Dialled::Endpoint),
-                Err(_) => return Ok(()),
-            },
-        };
-        match target.ip() {
-            Some(ip) => resolve::require_private(&target.host, &[ip], dialled),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Intercept for LiteralGuard {
-    fn name(&self) -> &'static str {
-        "LiteralGuard"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.check(context.request().uri()).map_err(Into::into)
-    }
-}
 
 /// Forbids retrying an attempt that failed because of a refusal or a certificate problem.
 #[derive(Debug, Clone, Copy, Default)]
@@ -102,19 +60,7 @@ pub(super) fn certificate_problem_in(err: &(dyn Error + 'static)) -> Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn literals_are_checked_as_dialled() {
-        let guard = LiteralGuard { proxy: ProxySettings::default() };
-        assert!(guard.check("https://10.0.0.5/").is_ok());
-        assert!(guard.check("https://secretsmanager.us-west-2.amazonaws.com/").is_ok(), "names go to the resolver");
-        let refused = guard.check("https://203.0.113.10:8443/").expect_err("public");
-        assert_eq!((refused.host.as_str(), refused.dialled), ("203.0.113.10", Dialled::Endpoint));
-        let env = |k: &str| (k == "HTTPS_PROXY").then(|| "http://198.51.100.7:3128".to_string());
-        let proxied = LiteralGuard { proxy: ProxySettings::from_env(env).unwrap() };
-        let refused = proxied.check("https://10.0.0.5/").expect_err("the proxy is public");
-        assert_eq!(refused.dialled, Dialled::Proxy);
-    }
+    use crate::net::{Dialled, resolve};
 
     #[test]
     fn causes_are_found_inside_io_errors() {

@@ -4,13 +4,12 @@
 //! AWS-shaped when it carries a request id header or an AWS error body.
 
 use super::Service;
-use super::guard::{self, LiteralGuard};
+use super::guard;
 use crate::net::NetworkSettings;
 use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use std::time::Duration;
 
 /// What answered.
@@ -51,11 +50,8 @@ pub async fn unsigned(
     url: &str,
     timeout: Duration,
 ) -> Result<ProbeAnswer, ProbeError> {
-    if net.require_private {
-        LiteralGuard { proxy: net.proxy.clone() }.check(url).map_err(|e| ProbeError::Refused(e.to_string()))?;
-    }
     let settings = HttpConnectorSettings::builder().connect_timeout(timeout).read_timeout(timeout).build();
-    let connector = super::http::connector(net, &settings, None);
+    let connector = super::http::standalone(net, &settings);
     let request = request(service, url)?;
     let response = tokio::time::timeout(timeout * 2, connector.call(request))
         .await
@@ -94,7 +90,21 @@ fn failure(err: &(dyn std::error::Error + 'static)) -> ProbeError {
     if let Some(problem) = guard::certificate_problem_in(err) {
         return ProbeError::Certificate(super::errors::certificate_reason(&problem));
     }
-    ProbeError::Transport(DisplayErrorContext(err).to_string())
+    ProbeError::Transport(causes(err))
+}
+
+/// `a: b: c` from an error and its sources, repeated texts left out.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// The error code of an AWS JSON (`__type`) or XML (`<Error><Code>`) error body.

@@ -50,9 +50,16 @@ impl Target<'_> {
             return rows;
         };
         let (tcp, stream) = self.tcp(&addrs, &dialled, proxy.is_some().then_some(&host), &url).await;
+        let connected = stream.is_some();
         rows.push(tcp);
-        rows.push(self.tls(stream, &host).await);
-        rows.push(self.answer(&url).await);
+        let tls = self.tls(stream, &host).await;
+        let secured = tls.status != Status::Fail;
+        rows.push(tls);
+        rows.push(match (connected, secured) {
+            (true, true) => self.answer(&url).await,
+            (false, _) => Check::skip(self.name("aws"), &url, "not attempted: no connection"),
+            (true, false) => Check::skip(self.name("aws"), &url, "not attempted: the TLS handshake failed"),
+        });
         rows
     }
 

@@ -121,7 +121,8 @@ impl FromStr for HostPattern {
         if leading_wildcard {
             labels.remove(0);
         }
-        if labels.iter().filter(|l| *l != "*").count() < 2 {
+        let wildcard = leading_wildcard || labels.iter().any(|l| l == "*");
+        if wildcard && labels.iter().filter(|l| *l != "*").count() < 2 {
             return Err(format!("{s:?}: too broad; name at least a domain such as *.vpce.amazonaws.com"));
         }
         Ok(HostPattern { text, ip: None, leading_wildcard, labels })
@@ -163,6 +164,7 @@ mod tests {
         let p = pattern("Secrets.Internal.Example.");
         assert!(p.matches("secrets.internal.example"));
         assert!(!p.matches("x.secrets.internal.example"));
+        assert!(pattern("localhost").matches("LOCALHOST"));
         let ip = pattern("10.0.0.5");
         assert!(ip.matches("10.0.0.5"));
         assert!(!ip.matches("10.0.0.50"));
@@ -171,7 +173,9 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_refused_with_a_reason() {
-        for bad in ["", "*", "*.com", "vpce-*.amazonaws.com", "https://x.example.com", "x.example.com/path", "a..b"] {
+        for bad in
+            ["", "*", "*.com", "*.*.com", "vpce-*.amazonaws.com", "https://x.example.com", "x.example.com/path", "a..b"]
+        {
             assert!(bad.parse::<HostPattern>().is_err(), "{bad:?} should be refused");
         }
     }

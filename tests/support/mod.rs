@@ -17,8 +17,10 @@
 
 pub mod agent;
 pub mod kube;
+pub mod proxy;
 pub mod recorder;
 pub mod stand_in;
+pub mod tls;
 pub mod world;
 
 use std::fs::File;
