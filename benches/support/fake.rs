@@ -339,13 +339,18 @@ fn get_secret_value(state: &State, role: &str, body: &[u8]) -> Reply {
     }
 }
 
+/// The strings of the array `key` of a JSON request (none when absent).
+fn string_list<'a>(request: &'a Value, key: &str) -> Vec<&'a str> {
+    request
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
 fn batch_get_secret_value(state: &State, role: &str, body: &[u8]) -> Reply {
     let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let ids: Vec<&str> = request
-        .get("SecretIdList")
-        .and_then(Value::as_array)
-        .map(|ids| ids.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let ids = string_list(&request, "SecretIdList");
     if ids.is_empty() || ids.len() > 20 {
         return json_error(StatusCode::BAD_REQUEST, "InvalidParameterException", "SecretIdList must name 1 to 20");
     }
@@ -355,11 +360,7 @@ fn batch_get_secret_value(state: &State, role: &str, body: &[u8]) -> Reply {
 
 fn get_parameters(state: &State, role: &str, body: &[u8]) -> Reply {
     let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let names: Vec<&str> = request
-        .get("Names")
-        .and_then(Value::as_array)
-        .map(|names| names.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let names = string_list(&request, "Names");
     if names.is_empty() || names.len() > 10 {
         return json_error(StatusCode::BAD_REQUEST, "ValidationException", "Names must name 1 to 10");
     }
