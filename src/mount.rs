@@ -9,7 +9,7 @@ use crate::k8s::K8s;
 use crate::net::{EndpointAllowlist, EndpointRefused, SpcEndpoints};
 use crate::params::{self, MountParams, ObjectSpec, ParamError};
 use crate::render::{self, FileVersion, RenderError};
-use crate::write::{self, OutFile, WriteError, WriteOutcome};
+use crate::write::{self, KnownSets, OutFile, WriteError, WriteOutcome};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -129,11 +129,13 @@ pub struct Mounter {
     credentials: CredentialSource,
     k8s: Arc<K8s>,
     locks: TargetLocks,
+    /// The sets written into each target, to decide an unchanged re-sync without reading back.
+    known: Arc<KnownSets>,
 }
 
 impl Mounter {
     pub fn new(config: MountConfig, fetcher: Fetcher, credentials: CredentialSource, k8s: Arc<K8s>) -> Self {
-        Mounter { config, fetcher, credentials, k8s, locks: TargetLocks::default() }
+        Mounter { config, fetcher, credentials, k8s, locks: TargetLocks::default(), known: Arc::default() }
     }
 
     /// The fetcher (its cache and AWS call counts).
@@ -285,13 +287,18 @@ impl Mounter {
     async fn deliver(&self, target: Option<PathBuf>, files: &[OutFile]) -> Result<Delivery, MountError> {
         let Some(target) = target else { return Ok(Delivery::Returned) };
         let lock = self.locks.get(&target);
-        let _guard = lock.lock().await;
-        let owned = files.to_vec();
-        let path = target.clone();
-        let outcome = tokio::task::spawn_blocking(move || write::write_atomic(&path, &owned))
-            .await
-            .map_err(|e| MountError::Internal(format!("the write task failed: {e}")))??;
-        drop(_guard);
+        let guard = lock.lock().await;
+        // An unchanged re-sync of a set this process wrote: one readlink and one listing,
+        // cheap enough not to leave the runtime thread.
+        let outcome = if self.known.unchanged(&target, files) {
+            WriteOutcome::Unchanged
+        } else {
+            let (owned, path, known) = (files.to_vec(), target.clone(), self.known.clone());
+            tokio::task::spawn_blocking(move || write::write_known(&path, &owned, &known))
+                .await
+                .map_err(|e| MountError::Internal(format!("the write task failed: {e}")))??
+        };
+        drop(guard);
         self.locks.release(&target);
         Ok(match outcome {
             WriteOutcome::Unchanged => Delivery::Unchanged,

@@ -7,6 +7,7 @@
 
 mod attributes;
 mod error;
+mod memo;
 mod naming;
 mod objects;
 

@@ -7,7 +7,7 @@
 //! with errors naming the object (index and name) and the field.
 
 use super::error::{ParamError, quoted};
-use super::{FailoverObject, JmesEntry, ObjectSpec, ObjectType, attributes, naming};
+use super::{FailoverObject, JmesEntry, ObjectSpec, ObjectType, attributes, memo, naming};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
 use std::marker::PhantomData;
@@ -24,8 +24,23 @@ pub(super) struct Context<'a> {
     pub spc_name: Option<&'a str>,
 }
 
-/// Parses and validates `objects` (empty when the parameter is absent), file names included.
+/// Parses and validates `objects` (empty when the parameter is absent), file names included;
+/// a text already parsed in the same context comes from [`memo`].
 pub(super) fn parse_objects(yaml: &str, ctx: &Context) -> Result<Vec<ObjectSpec>, ParamError> {
+    let key = memo::Context {
+        translation: ctx.translation,
+        default_mode: ctx.default_mode,
+        has_failover_region: ctx.has_failover_region,
+    };
+    if let Some(objects) = memo::get(yaml, key) {
+        return Ok(objects);
+    }
+    let objects = parse_fresh(yaml, ctx)?;
+    memo::put(yaml, key, &objects);
+    Ok(objects)
+}
+
+fn parse_fresh(yaml: &str, ctx: &Context) -> Result<Vec<ObjectSpec>, ParamError> {
     let raw = parse_raw(yaml)?;
     if raw.is_empty() {
         let spc = ctx.spc_name.map(str::to_string);

@@ -18,10 +18,19 @@ pub fn read_current(target: &Path) -> Result<Vec<OutFile>, WriteError> {
     }
 }
 
-/// The current set as [`super::write_atomic`] sees it: `None` when it cannot be read (it is
-/// then simply replaced; the reason is logged).
-pub(super) fn load(target: &Path) -> Option<Vec<OutFile>> {
-    read_current(target)
+/// The current set as [`super::write_atomic`] sees it: the name of its directory (`None`
+/// without `..data`) and its files; `None` when it cannot be read (it is then simply replaced;
+/// the reason is logged).
+pub(super) fn load(target: &Path) -> Option<(Option<String>, Vec<OutFile>)> {
+    let read = || -> Result<_, WriteError> {
+        let name = current_dir(target)?;
+        let files = match &name {
+            Some(name) => read_set(target, name)?,
+            None => Vec::new(),
+        };
+        Ok((name, files))
+    };
+    read()
         .inspect_err(|error| {
             tracing::warn!(target = %target.display(), %error, "current set unreadable; replacing it");
         })

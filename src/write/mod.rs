@@ -18,6 +18,7 @@
 
 mod current;
 mod error;
+mod known;
 mod stage;
 mod target;
 mod validate;
@@ -28,6 +29,7 @@ mod tests;
 
 pub use current::read_current;
 pub use error::WriteError;
+pub use known::KnownSets;
 pub use target::check_target;
 
 use crate::secret::SecretBytes;
@@ -79,14 +81,25 @@ const MODE_MASK: u32 = 0o777;
 /// swap of `..data` leaves the target as it was. Writers of the same target are serialized
 /// by an advisory lock on the target directory.
 pub fn write_atomic(target: &Path, files: &[OutFile]) -> Result<WriteOutcome, WriteError> {
+    write_known(target, files, &KnownSets::default())
+}
+
+/// [`write_atomic`], deciding "unchanged" from `known` (the sets this process wrote) when it
+/// can, and reading the files back when it cannot; `known` is updated with the outcome.
+pub fn write_known(target: &Path, files: &[OutFile], known: &KnownSets) -> Result<WriteOutcome, WriteError> {
     validate::validate_files(files)?;
+    if known.unchanged(target, files) {
+        return Ok(WriteOutcome::Unchanged);
+    }
+    known.forget(target);
     let target_dir = lock_target(target)?;
-    let current = current::load(target);
+    let (current_name, current) = current::load(target).map_or((None, None), |(name, set)| (name, Some(set)));
     let names = top_level_names(files);
-    if let Some(set) = &current
+    if let (Some(name), Some(set)) = (current_name, &current)
         && current::changed_paths(set, files).is_empty()
     {
         visible::sync(target, &names)?;
+        known.remember(target, name, files);
         return Ok(WriteOutcome::Unchanged);
     }
     let changed = current::changed_paths(current.as_deref().unwrap_or_default(), files);
@@ -96,6 +109,7 @@ pub fn write_atomic(target: &Path, files: &[OutFile]) -> Result<WriteOutcome, Wr
     visible::remove_old_dirs(target, &new_dir);
     linked?;
     target_dir.sync_all().map_err(io_err("sync", "."))?;
+    known.remember(target, new_dir, files);
     Ok(WriteOutcome::Written { changed })
 }
 

@@ -1,5 +1,6 @@
 //! Tests of the atomic writer (the `..data` layout) and of the target check.
 
+mod known;
 mod layout;
 mod readers;
 mod target;
