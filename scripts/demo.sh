@@ -19,6 +19,8 @@ cd "$REPO_ROOT"
 SPC="examples/secretproviderclass-demo.yaml"
 REGION="us-west-2"
 POD_UID="demo-pod-uid"
+# The provider's --cache-ttl (default 60 s), short so the rotation shows within seconds.
+CACHE_TTL=3
 MOTO_PORT=""
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/csi-demo.XXXXXX")"
@@ -101,7 +103,7 @@ start_provider() {
   mkdir -p "$PROVIDERS" "${KUBELET}/pods"
   "${AWS_ENV[@]}" CSI_PROVIDER_AWS_METRICS_ADDR=127.0.0.1:0 NO_COLOR=1 \
     "$BIN" --provider-volume "$PROVIDERS" --kubelet-path "$KUBELET" \
-    --local-credentials --log-level info >"${TMP}/provider.log" 2>&1 &
+    --local-credentials --cache-ttl "${CACHE_TTL}s" --log-level info >"${TMP}/provider.log" 2>&1 &
   local pid=$!
   track_pid "$pid"
   local i
@@ -151,8 +153,15 @@ main() {
   local before after
   before="$(readlink "${TARGET}/..data")"
 
-  log_section "rotate and mount again"
+  log_section "rotate; mount again at once (served from the ${CACHE_TTL}s value cache)"
   seed rotate
+  mount_once
+  expect_file db-pass s3cr3t-v1
+  [[ "$(readlink "${TARGET}/..data")" == "$before" ]] || die "an unchanged re-sync rewrote the files"
+  log "unchanged, nothing written: a value is served from the cache for at most --cache-ttl"
+
+  log_section "mount again after the cache TTL: the rotated value"
+  sleep "$((CACHE_TTL + 1))"
   mount_once
   show_files
   expect_file db-pass s3cr3t-v2

@@ -21,6 +21,7 @@ STEPS=(
   fmt
   clippy
   test
+  demo
   conformance
   chart
   deploy-drift
@@ -48,6 +49,12 @@ step_test() {
   need_tool cargo "Rust toolchain" || return
   ensure_venv # tests find moto_server through MOTO_SERVER
   cargo test
+}
+
+# The README quick start itself (scripts/demo.sh: moto, a mount, a rotation past the cache TTL),
+# so it stays true. ~20 s once the debug build exists.
+step_demo() {
+  scripts/demo.sh
 }
 
 # The driver's own Go client code (sigs.k8s.io/secrets-store-csi-driver, pkg/secrets-store) at
