@@ -5,12 +5,12 @@
 //! Never a value. A batched read lists every object in the batch; a read other pods joined while
 //! it was in flight (coalescing) lists those pods too.
 
+use super::counting::{response_outcome, service_and_operation};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,24 +129,18 @@ impl Intercept for AuditRecord {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let (service, operation) = match cfg.load::<Metadata>() {
-            Some(m) => (m.service().to_string(), m.name().to_string()),
-            None => ("unknown".to_string(), "unknown".to_string()),
-        };
+        let (service, operation) = service_and_operation(cfg);
         let endpoint = cfg.load::<Dialled>().map(|d| d.0.clone()).unwrap_or_default();
         let response = context.response();
         let header = |name: &str| response.and_then(|r| r.headers().get(name)).unwrap_or("").to_string();
         let request_id =
             Some(header("x-amzn-requestid")).filter(|h| !h.is_empty()).unwrap_or_else(|| header("x-amz-request-id"));
         let status = response.map(|r| r.status().as_u16().to_string()).unwrap_or_else(|| "none".into());
-        let error = super::counting::outcome(
-            response.map(|r| r.status().as_u16()),
-            response.and_then(|r| r.headers().get("x-amzn-errortype")),
-        );
+        let error = response_outcome(response);
         let (pods, objects) = self.pods_and_objects();
         tracing::info!(
             target: "audit",
-            service = %short_service(&service),
+            service = %service,
             operation = %operation,
             region = %self.region,
             endpoint = %endpoint,
@@ -161,13 +155,9 @@ impl Intercept for AuditRecord {
     }
 }
 
-/// `secretsmanager`, `ssm`, `sts` from the SDK's service name.
-fn short_service(sdk: &str) -> String {
-    sdk.to_ascii_lowercase().replace(' ', "")
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::counting::short_service;
     use super::*;
 
     #[test]

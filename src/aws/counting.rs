@@ -6,7 +6,7 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use std::collections::BTreeMap;
@@ -78,13 +78,27 @@ impl CallCounter {
 }
 
 /// The short service name for the SDK's service name.
-fn short_service(sdk: &str) -> String {
+pub(super) fn short_service(sdk: &str) -> String {
     match sdk.to_ascii_lowercase().as_str() {
         "secrets manager" | "secretsmanager" => "secretsmanager".into(),
         "ssm" => "ssm".into(),
         "sts" => "sts".into(),
         other => other.replace(' ', "_"),
     }
+}
+
+/// The short service name (`secretsmanager`, `ssm`, `sts`) and the operation of the call `cfg`
+/// belongs to.
+pub(super) fn service_and_operation(cfg: &ConfigBag) -> (String, String) {
+    match cfg.load::<Metadata>() {
+        Some(m) => (short_service(m.service()), m.name().to_string()),
+        None => ("unknown".into(), "unknown".into()),
+    }
+}
+
+/// [`outcome`] of an HTTP response (or of its absence).
+pub(super) fn response_outcome(response: Option<&HttpResponse>) -> String {
+    outcome(response.map(|r| r.status().as_u16()), response.and_then(|r| r.headers().get("x-amzn-errortype")))
 }
 
 /// The outcome of one attempt from its HTTP response (or its absence).
@@ -122,15 +136,9 @@ impl Intercept for CallCounter {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let (service, operation) = match cfg.load::<Metadata>() {
-            Some(m) => (short_service(m.service()), m.name().to_string()),
-            None => ("unknown".into(), "unknown".into()),
-        };
-        let response = context.response();
-        let status = response.map(|r| r.status().as_u16());
-        let error_type = response.and_then(|r| r.headers().get("x-amzn-errortype"));
+        let (service, operation) = service_and_operation(cfg);
         let seconds = cfg.load::<AttemptStart>().map(|s| s.0.elapsed().as_secs_f64()).unwrap_or_default();
-        self.add(CallKey { service, operation, outcome: outcome(status, error_type) }, seconds);
+        self.add(CallKey { service, operation, outcome: response_outcome(context.response()) }, seconds);
         Ok(())
     }
 }
