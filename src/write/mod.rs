@@ -84,13 +84,11 @@ pub fn write_atomic(target: &Path, files: &[OutFile]) -> Result<WriteOutcome, Wr
     write_known(target, files, &KnownSets::default())
 }
 
-/// [`write_atomic`], deciding "unchanged" from `known` (the sets this process wrote) when it
-/// can, and reading the files back when it cannot; `known` is updated with the outcome.
+/// [`write_atomic`], recording the outcome in `known` (the sets this process wrote). The
+/// shortcut itself is the caller's: ask [`KnownSets::unchanged`] first (it needs no blocking
+/// task and no copy of the files); this reads the current set back and compares.
 pub fn write_known(target: &Path, files: &[OutFile], known: &KnownSets) -> Result<WriteOutcome, WriteError> {
     validate::validate_files(files)?;
-    if known.unchanged(target, files) {
-        return Ok(WriteOutcome::Unchanged);
-    }
     known.forget(target);
     let target_dir = lock_target(target)?;
     let (current_name, current) = current::load(target).map_or((None, None), |(name, set)| (name, Some(set)));

@@ -435,21 +435,6 @@ impl Provider {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-
-    /// Like [`Provider::wait_exit`] but yields to the runtime, so in-flight client calls on the
-    /// same (current-thread) runtime keep making progress.
-    pub async fn wait_exit_async(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
 }
 
 impl Drop for Provider {
