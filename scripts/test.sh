@@ -35,13 +35,24 @@ step_venv() {
 print(", ".join(f"{p} {m.version(p)}" for p in ("moto", "boto3", "grpcio", "grpcio-tools")))'
 }
 
+# A rustup component (rustfmt, clippy) the toolchain lacks is added with rustup.
+ensure_rust_component() {
+  local component="$1" probe="$2"
+  cargo "$probe" --version >/dev/null 2>&1 && return 0
+  if command -v rustup >/dev/null 2>&1; then
+    log "installing the ${component} component (rustup)"
+    rustup component add "$component" >/dev/null 2>&1 || warn "rustup component add ${component} failed"
+  fi
+  need_tool "$component" "rustup component add ${component}" cargo "$probe" --version
+}
+
 step_fmt() {
-  need_tool rustfmt "rustup component add rustfmt" cargo fmt --version || return
+  ensure_rust_component rustfmt fmt || return
   cargo fmt --all -- --check
 }
 
 step_clippy() {
-  need_tool clippy "rustup component add clippy" cargo clippy --version || return
+  ensure_rust_component clippy clippy || return
   cargo clippy --all-targets -- -D warnings
 }
 
