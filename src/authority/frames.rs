@@ -20,7 +20,8 @@ enum State {
     Forward(usize),
     /// Buffering the payload of a HEADERS / CONTINUATION frame; octets left.
     Collect(usize),
-    /// Rewriting gave up: everything passes through unchanged.
+    /// Rewriting gave up, or is not needed on this connection: everything passes through
+    /// unchanged.
     Passthrough,
 }
 
@@ -55,6 +56,9 @@ pub struct FrameRewriter {
     fragment: Vec<u8>,
     /// The re-encoded block.
     encoded: Vec<u8>,
+    /// Whether a header block has been rewritten on this connection (from then on every block
+    /// must be, since h2's HPACK table no longer follows the client's).
+    rewriting: bool,
 }
 
 impl Default for FrameRewriter {
@@ -73,6 +77,7 @@ impl FrameRewriter {
             raw: Vec::new(),
             fragment: Vec::new(),
             encoded: Vec::new(),
+            rewriting: false,
         }
     }
 
@@ -229,11 +234,21 @@ impl FrameRewriter {
         }
     }
 
-    /// The block is complete: re-encode it and emit it, or give up.
+    /// The block is complete: re-encode it and emit it, or give up. A first block whose
+    /// `:authority` is usable goes out as the client sent it, and the connection passes through
+    /// from then on (see the module docs).
     fn end_block(&mut self, out: &mut Vec<u8>) {
         self.encoded.clear();
         match self.codec.rewrite(&self.fragment, &mut self.encoded) {
-            Ok(()) => {
+            Ok(false) if !self.rewriting => {
+                tracing::trace!("usable :authority; passing this connection through");
+                out.extend_from_slice(&self.raw);
+                self.block = None;
+                self.reset_block();
+                self.state = State::Passthrough;
+            }
+            Ok(_) => {
+                self.rewriting = true;
                 if let Some(block) = self.block.take() {
                     emit_block(block.first, block.priority, &self.encoded, out);
                 }

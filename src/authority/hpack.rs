@@ -42,9 +42,10 @@ impl BlockCodec {
         Self { decoder, logged: false }
     }
 
-    /// Decodes `block` and appends its literal-only re-encoding to `out`. After an error the
-    /// decoder's table may have diverged from the client's, so the codec must not be used again.
-    pub(super) fn rewrite(&mut self, block: &[u8], out: &mut Vec<u8>) -> Result<(), BlockError> {
+    /// Decodes `block` and appends its literal-only re-encoding to `out`; whether a `:authority`
+    /// was replaced. After an error the decoder's table may have diverged from the client's, so
+    /// the codec must not be used again.
+    pub(super) fn rewrite(&mut self, block: &[u8], out: &mut Vec<u8>) -> Result<bool, BlockError> {
         check_structure(block)?;
         let start = out.len();
         let (mut too_large, mut replaced) = (false, None);
@@ -66,8 +67,9 @@ impl BlockCodec {
         if too_large {
             return Err(BlockError::TooLarge);
         }
+        let was_replaced = replaced.is_some();
         self.log_replacement(replaced);
-        Ok(())
+        Ok(was_replaced)
     }
 
     fn log_replacement(&mut self, replaced: Option<String>) {

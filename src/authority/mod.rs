@@ -6,7 +6,10 @@
 //!
 //! - the client preface and every frame other than HEADERS / CONTINUATION pass through byte for
 //!   byte; outbound bytes are never touched;
-//! - each header block (HEADERS plus CONTINUATIONs up to END_HEADERS) is decoded with an HPACK
+//! - a gRPC client sends one `:authority` for the whole connection (its channel's), so the first
+//!   header block decides: when its `:authority` is usable (driver v1.6 sends `localhost`) that
+//!   block and everything after it pass through unchanged, and the connection costs nothing more;
+//! - otherwise each header block (HEADERS plus CONTINUATIONs up to END_HEADERS) is decoded with an HPACK
 //!   decoder that follows the client's dynamic table; a `:authority` that is not a plain
 //!   `host[:port]` becomes `localhost`; and the block is re-encoded with literals that are never
 //!   indexed, so h2's HPACK table stays empty and cannot diverge from the client's. Padding is
