@@ -49,13 +49,17 @@
 //!   (50 roles × 20 objects, default `--cache-ttl` of 60 s; a second mount of every pod making no
 //!   AWS call proves they are all held).
 //!
+//! For the analysis, not a target: the same 50 clients calling `Version` (no work in the provider)
+//! instead of `Mount` give the gRPC floor at that concurrency, and one pod re-syncing alone gives
+//! the latency without queueing.
+//!
 //! The table (markdown) is printed and written to `<target>/bench/resync.md`; the exit status
 //! is non-zero when a target is missed or a mount fails.
 
 mod support;
 
-use csi_provider_aws::pb::MountRequest;
 use csi_provider_aws::pb::csi_driver_provider_client::CsiDriverProviderClient;
+use csi_provider_aws::pb::{MountRequest, VersionRequest};
 use futures::StreamExt;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -86,6 +90,11 @@ const COLD_CONCURRENCY: usize = 10;
 /// Latency: pods mounting concurrently, re-sync mounts each.
 const LATENCY_PODS: usize = 50;
 const LATENCY_MOUNTS: usize = 40;
+/// [`LATENCY_MOUNTS`], or `RESYNC_LATENCY_MOUNTS` from the environment (longer runs, for
+/// profiling the provider under the concurrent load).
+fn latency_mounts() -> usize {
+    std::env::var("RESYNC_LATENCY_MOUNTS").ok().and_then(|v| v.parse().ok()).unwrap_or(LATENCY_MOUNTS)
+}
 /// Re-sync mounts of one pod mounting alone (no concurrency), for comparison.
 const SERIAL_MOUNTS: usize = 200;
 const LATENCY_TARGET: Duration = Duration::from_millis(5);
@@ -168,6 +177,8 @@ async fn run(servers: &tokio::runtime::Handle, sections: &[String], report: &mut
             let r = latency(servers, ttl, report).await;
             step(report, &format!("latency --cache-ttl {ttl}"), r);
         }
+        let r = grpc_floor(servers, report).await;
+        step(report, "gRPC floor", r);
     }
     if on("rss") {
         report.expect_rss = true;
@@ -538,7 +549,8 @@ async fn latency_run(
     let samples: Vec<Duration> = first_error(results).map_err(|e| rig.context(e))?.into_iter().flatten().collect();
     verify(&pods, VALUE_LEN)?;
     Ok(Latency {
-        ttl: ttl_flag.to_string(),
+        label: format!("latency, --cache-ttl {ttl_flag}"),
+        unit: "re-sync mount",
         pods: pods.len(),
         mounts,
         samples,
@@ -552,10 +564,51 @@ async fn latency_run(
 /// The latency target's measurement with `--cache-ttl ttl_flag`, and the same with one pod
 /// mounting alone (for the analysis: the latency without queueing).
 async fn latency(servers: &tokio::runtime::Handle, ttl_flag: &str, report: &mut Report) -> Result<(), String> {
-    let concurrent = latency_run(servers, ttl_flag, LATENCY_PODS, LATENCY_MOUNTS).await?;
+    let concurrent = latency_run(servers, ttl_flag, LATENCY_PODS, latency_mounts()).await?;
     report.latencies.push(concurrent);
     let alone = latency_run(servers, ttl_flag, 1, SERIAL_MOUNTS).await?;
     report.serial.push(alone);
+    Ok(())
+}
+
+/// The gRPC floor: the same clients and concurrency as the latency target, each calling
+/// `Version` (no work in the provider) instead of `Mount`; what any mount costs at least.
+async fn grpc_floor(servers: &tokio::runtime::Handle, report: &mut Report) -> Result<(), String> {
+    let rig = rig(servers, VALUE_LEN, &[]).await?;
+    let pid = rig.provider.pid();
+    let calls = latency_mounts();
+    let start = Mark::now(&rig.fake.counter(), pid);
+    let handles: Vec<_> = (0..LATENCY_PODS)
+        .map(|_| {
+            let client = rig.client.clone();
+            tokio::spawn(async move {
+                let mut samples = Vec::with_capacity(calls);
+                for _ in 0..calls {
+                    let mut client = client.clone();
+                    let started = Instant::now();
+                    client.version(VersionRequest { version: "v1alpha1".into() }).await.map_err(|s| s.to_string())?;
+                    samples.push(started.elapsed());
+                }
+                Ok::<_, String>(samples)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for handle in handles {
+        results.push(handle.await.map_err(|e| format!("version task: {e}")).and_then(|r| r));
+    }
+    let end = Mark::now(&rig.fake.counter(), pid);
+    report.floor = Some(Latency {
+        label: "gRPC floor, `Version` instead of `Mount`".into(),
+        unit: "call",
+        pods: LATENCY_PODS,
+        mounts: calls,
+        samples: first_error(results)?.into_iter().flatten().collect(),
+        wall: end.at - start.at,
+        calls: end.calls - start.calls,
+        provider_cpu: end.provider_cpu.saturating_sub(start.provider_cpu),
+        bench_cpu: end.bench_cpu.saturating_sub(start.bench_cpu),
+    });
     Ok(())
 }
 
@@ -621,7 +674,10 @@ impl Phase {
 }
 
 struct Latency {
-    ttl: String,
+    /// What was measured, to start the line (`latency, --cache-ttl 6s`).
+    label: String,
+    /// What one sample is (`re-sync mount`, `call`).
+    unit: &'static str,
     pods: usize,
     mounts: usize,
     samples: Vec<Duration>,
@@ -649,9 +705,10 @@ impl Latency {
     fn describe(&self) -> String {
         let n = self.samples.len().max(1) as f64;
         let per_mount = |cpu: Duration| format!("{:.0} µs", cpu.as_secs_f64() * 1e6 / n);
+        let unit = self.unit;
         format!(
-            "latency, --cache-ttl {}: {} pod(s) concurrently × {} re-sync mounts ({} samples, {:.0} mounts/s): p50 {}, p99 {}, max {}; AWS calls meanwhile: {} ({}); CPU per mount: provider {}, bench client + fake {}",
-            self.ttl,
+            "{}: {} pod(s) concurrently × {} {unit}s ({} samples, {:.0} {unit}s/s): p50 {}, p99 {}, max {}; AWS calls meanwhile: {} ({}); CPU per {unit}: provider {}, bench client + fake {}",
+            self.label,
             self.pods,
             self.mounts,
             self.samples.len(),
@@ -699,6 +756,8 @@ struct Report {
     latencies: Vec<Latency>,
     /// The same with one pod alone (information).
     serial: Vec<Latency>,
+    /// `Version` calls at the latency target's concurrency (information).
+    floor: Option<Latency>,
     rss: Option<Rss>,
     errors: Vec<String>,
     expect_latency: bool,
@@ -762,6 +821,9 @@ impl Report {
         }
         for l in &self.serial {
             let _ = writeln!(out, "- {} (information: no concurrency)", l.describe());
+        }
+        if let Some(f) = &self.floor {
+            let _ = writeln!(out, "- {} (information: the transport alone at this concurrency)", f.describe());
         }
         if let Some(r) = &self.rss {
             let _ = writeln!(
