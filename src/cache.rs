@@ -7,15 +7,15 @@ use crate::aws::{Fetched, ReadItem};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// What a cached value is for.
+/// What a cached value is for. Identity and region are shared by the keys of one mount.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     /// IRSA: the assumed role; Pod Identity: account and namespace/service account; `local`.
-    pub identity: String,
-    pub region: String,
+    pub identity: Arc<str>,
+    pub region: Arc<str>,
     pub item: ReadItem,
 }
 

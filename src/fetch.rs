@@ -48,21 +48,28 @@ impl Fetcher {
         identity: &str,
         route: Route<'_>,
         pod: &str,
-        items: &[ReadItem],
+        items: Vec<ReadItem>,
     ) -> Vec<Result<Fetched, FetchError>> {
-        let region = route.region;
+        let (shared_identity, region): (Arc<str>, Arc<str>) = (identity.into(), route.region.into());
         let keys: Vec<CacheKey> = items
-            .iter()
-            .map(|item| CacheKey { identity: identity.to_string(), region: region.to_string(), item: item.clone() })
+            .into_iter()
+            .map(|item| CacheKey { identity: shared_identity.clone(), region: region.clone(), item })
             .collect();
         let requesters = Requesters::default();
         let sources: Vec<Source> = keys.iter().map(|k| self.source(k, pod, &requesters)).collect();
         let _guard = InflightGuard { map: self.inflight.clone(), keys: leading_keys(&keys, &sources) };
-        let leaders: Vec<usize> = (0..items.len()).filter(|&i| matches!(sources[i], Source::Lead(_))).collect();
+        let lead_items: Vec<ReadItem> = keys
+            .iter()
+            .zip(&sources)
+            .filter(|(_, s)| matches!(s, Source::Lead(_)))
+            .map(|(k, _)| k.item.clone())
+            .collect();
         let started = Instant::now();
-        let lead_items: Vec<ReadItem> = leaders.iter().map(|&i| items[i].clone()).collect();
-        let mut read = self.aws.read(creds, identity, route, &lead_items, &requesters).await.into_iter();
-        let mut results = Vec::with_capacity(items.len());
+        let mut read = match lead_items.is_empty() {
+            true => Vec::new().into_iter(),
+            false => self.aws.read(creds, identity, route, &lead_items, &requesters).await.into_iter(),
+        };
+        let mut results = Vec::with_capacity(keys.len());
         for (source, key) in sources.into_iter().zip(keys) {
             results.push(match source {
                 Source::Ready(r) => r,

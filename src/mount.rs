@@ -9,7 +9,7 @@ use crate::k8s::K8s;
 use crate::net::{EndpointAllowlist, EndpointRefused, SpcEndpoints};
 use crate::params::{self, MountParams, ObjectSpec, ParamError};
 use crate::render::{self, FileVersion, RenderError};
-use crate::write::{self, KnownSets, OutFile, WriteError, WriteOutcome};
+use crate::write::{self, KnownSets, OutFile, Target, Targets, WriteError, WriteOutcome};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -91,13 +91,6 @@ pub enum MountError {
     Internal(String),
 }
 
-/// `resync` when the pod already holds files (a `..data` set in the target, or versions the
-/// v1.5 driver reports), else `first`.
-pub fn mount_kind(input: &MountInput) -> &'static str {
-    let has_set = std::fs::symlink_metadata(Path::new(&input.target_path).join("..data")).is_ok();
-    if has_set || !input.current_versions.is_empty() { "resync" } else { "first" }
-}
-
 impl MountError {
     /// The object a fetch or jmesPath failure is about, if any.
     pub fn object(&self) -> Option<&str> {
@@ -128,6 +121,7 @@ pub struct Mounter {
     fetcher: Fetcher,
     credentials: CredentialSource,
     k8s: Arc<K8s>,
+    targets: Targets,
     locks: TargetLocks,
     /// The sets written into each target, to decide an unchanged re-sync without reading back.
     known: Arc<KnownSets>,
@@ -135,7 +129,8 @@ pub struct Mounter {
 
 impl Mounter {
     pub fn new(config: MountConfig, fetcher: Fetcher, credentials: CredentialSource, k8s: Arc<K8s>) -> Self {
-        Mounter { config, fetcher, credentials, k8s, locks: TargetLocks::default(), known: Arc::default() }
+        let targets = Targets::new(config.kubelet_path.clone());
+        Mounter { config, fetcher, credentials, k8s, targets, locks: TargetLocks::default(), known: Arc::default() }
     }
 
     /// The fetcher (its cache and AWS call counts).
@@ -145,6 +140,16 @@ impl Mounter {
 
     pub fn config(&self) -> &MountConfig {
         &self.config
+    }
+
+    /// `resync` when the pod already holds files (versions the v1.5 driver reports, a set this
+    /// process wrote there, or else a `..data` set in the target), else `first`.
+    pub fn kind(&self, input: &MountInput) -> &'static str {
+        let target = Path::new(&input.target_path);
+        let has_set = !input.current_versions.is_empty()
+            || self.known.knows(target)
+            || std::fs::symlink_metadata(target.join("..data")).is_ok();
+        if has_set { "resync" } else { "first" }
     }
 
     /// Runs one mount. On any error nothing is written.
@@ -168,11 +173,11 @@ impl Mounter {
     }
 
     /// The checked target path, or `None` in driver-writes mode (the driver checks and writes).
-    fn target(&self, target: &str) -> Result<Option<PathBuf>, MountError> {
+    fn target(&self, target: &str) -> Result<Option<Target>, MountError> {
         if self.config.driver_writes {
             return Ok(None);
         }
-        Ok(Some(write::check_target(&self.config.kubelet_path, target)?))
+        Ok(Some(self.targets.check(target)?))
     }
 
     /// The SecretProviderClass `region`, else the provider's `AWS_REGION`, else this node's
@@ -245,7 +250,7 @@ impl Mounter {
         let items: Vec<ReadItem> = params.objects.iter().map(primary_item).collect();
         let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
         let route = Route::new(region, &endpoints.primary);
-        let mut results = self.fetcher.fetch(creds, identity, route, &pod, &items).await;
+        let mut results = self.fetcher.fetch(creds, identity, route, &pod, items).await;
         if let Some(failover_region) = &params.failover_region {
             let failover = Route::new(failover_region, &endpoints.failover);
             self.fail_over(params, creds, identity, failover, &mut results).await;
@@ -274,7 +279,7 @@ impl Mounter {
         );
         let items: Vec<ReadItem> = retry.iter().map(|&i| failover_item(&params.objects[i])).collect();
         let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
-        let second = self.fetcher.fetch(creds, identity, failover, &pod, &items).await;
+        let second = self.fetcher.fetch(creds, identity, failover, &pod, items).await;
         for (i, result) in retry.into_iter().zip(second) {
             let primary = results[i].as_ref().err().map(|e| e.to_string()).unwrap_or_default();
             results[i] = result.map_err(|mut e| {
@@ -284,13 +289,14 @@ impl Mounter {
         }
     }
 
-    async fn deliver(&self, target: Option<PathBuf>, files: &[OutFile]) -> Result<Delivery, MountError> {
-        let Some(target) = target else { return Ok(Delivery::Returned) };
+    async fn deliver(&self, target: Option<Target>, files: &[OutFile]) -> Result<Delivery, MountError> {
+        let Some(Target { path: target, stamp }) = target else { return Ok(Delivery::Returned) };
         let lock = self.locks.get(&target);
         let guard = lock.lock().await;
-        // An unchanged re-sync of a set this process wrote: one readlink and one listing,
-        // cheap enough not to leave the runtime thread.
-        let outcome = if self.known.unchanged(&target, files) {
+        // An unchanged re-sync of a set this process wrote: decided from the stamp the target
+        // check took (else one readlink and one listing), cheap enough not to leave the runtime
+        // thread.
+        let outcome = if self.known.unchanged_at(&target, stamp, files) {
             WriteOutcome::Unchanged
         } else {
             let (owned, path, known) = (files.to_vec(), target.clone(), self.known.clone());
@@ -356,7 +362,7 @@ fn region_error(params: &MountParams, message: String) -> MountError {
 
 /// Every ARN objectName must be in the mount's region, as the Go provider requires.
 fn check_arn_regions(params: &MountParams, region: &str) -> Result<(), MountError> {
-    for object in &params.objects {
+    for object in params.objects.iter() {
         if let Some(arn_region) = object.arn_region.as_deref().filter(|r| *r != region) {
             let message = format!(
                 "objects[{}] ({:?}): ARN region {arn_region} must match region {region}",

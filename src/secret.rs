@@ -2,15 +2,17 @@
 //! on drop.
 
 use std::fmt;
+use std::sync::Arc;
 use zeroize::Zeroize;
 
-/// Secret bytes (a secret value, a file's contents). `Debug` prints only the length.
+/// Secret bytes (a secret value, a file's contents). `Debug` prints only the length. Clones
+/// share one buffer (a cached value, the file rendered from it), wiped when the last one drops.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct SecretBytes(Vec<u8>);
+pub struct SecretBytes(Arc<Vec<u8>>);
 
 impl SecretBytes {
     pub fn new(bytes: Vec<u8>) -> Self {
-        Self(bytes)
+        Self(Arc::new(bytes))
     }
 
     pub fn expose(&self) -> &[u8] {
@@ -28,19 +30,22 @@ impl SecretBytes {
 
 impl From<Vec<u8>> for SecretBytes {
     fn from(bytes: Vec<u8>) -> Self {
-        Self(bytes)
+        Self::new(bytes)
     }
 }
 
 impl From<&str> for SecretBytes {
     fn from(text: &str) -> Self {
-        Self(text.as_bytes().to_vec())
+        Self::new(text.as_bytes().to_vec())
     }
 }
 
 impl Drop for SecretBytes {
     fn drop(&mut self) {
-        self.0.zeroize();
+        // Only the last clone can reach the buffer mutably; it wipes it.
+        if let Some(bytes) = Arc::get_mut(&mut self.0) {
+            bytes.zeroize();
+        }
     }
 }
 

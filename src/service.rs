@@ -3,7 +3,6 @@
 
 use crate::codes::ErrorCode;
 use crate::metrics::{Metrics, ObjectLabels};
-use crate::mount::mount_kind;
 use crate::mount::{Delivery, MountError, MountInput, MountOutput, Mounter};
 use crate::pb::csi_driver_provider_server::CsiDriverProvider;
 use crate::pb::{File, MountRequest, MountResponse, ObjectVersion, VersionRequest, VersionResponse};
@@ -79,7 +78,7 @@ impl CsiDriverProvider for ProviderService {
         let started = Instant::now();
         let _in_flight = InFlight::start(&self.metrics);
         let input = input_from(request.into_inner());
-        let kind = mount_kind(&input);
+        let kind = self.mounter.kind(&input);
         let span = tracing::info_span!("mount", kind, target = %input.target_path);
         let result = self.mounter.mount(input).instrument(span).await;
         let elapsed = started.elapsed().as_secs_f64();
@@ -124,10 +123,15 @@ fn response_from(output: MountOutput) -> MountResponse {
     }
 }
 
+/// One `info` line per mount that wrote or returned files; an unchanged re-sync (every pod, every
+/// rotation poll) only at `debug`, where the metrics count it.
 fn log_success(output: &MountOutput, elapsed_ms: f64) {
     let (delivery, changed) = match &output.delivery {
         Delivery::Written { changed, .. } => ("written", changed.len()),
-        Delivery::Unchanged => ("unchanged", 0),
+        Delivery::Unchanged => {
+            tracing::debug!(pod = %output.pod, objects = output.objects, files = output.versions.len(), delivery = "unchanged", duration_ms = elapsed_ms, "mount succeeded");
+            return;
+        }
         Delivery::Returned => ("returned", output.files.len()),
     };
     tracing::info!(pod = %output.pod, objects = output.objects, files = output.versions.len(), delivery, changed, duration_ms = elapsed_ms, "mount succeeded");

@@ -6,7 +6,7 @@
 
 use super::ObjectSpec;
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 /// Distinct `objects` texts kept at most; beyond it the memo starts over.
 const MAX_TEXTS: usize = 512;
@@ -19,7 +19,7 @@ pub(super) struct Context {
     pub has_failover_region: bool,
 }
 
-type Memo = HashMap<String, Vec<(Context, Vec<ObjectSpec>)>>;
+type Memo = HashMap<String, Vec<(Context, Arc<[ObjectSpec]>)>>;
 
 static MEMO: LazyLock<Mutex<Memo>> = LazyLock::new(Mutex::default);
 
@@ -28,21 +28,21 @@ fn memo() -> MutexGuard<'static, Memo> {
 }
 
 /// The objects parsed earlier from `yaml` in `context`.
-pub(super) fn get(yaml: &str, context: Context) -> Option<Vec<ObjectSpec>> {
+pub(super) fn get(yaml: &str, context: Context) -> Option<Arc<[ObjectSpec]>> {
     let memo = memo();
     let parsed = memo.get(yaml)?;
     parsed.iter().find(|(c, _)| *c == context).map(|(_, objects)| objects.clone())
 }
 
 /// Remembers what `yaml` parsed to in `context`.
-pub(super) fn put(yaml: &str, context: Context, objects: &[ObjectSpec]) {
+pub(super) fn put(yaml: &str, context: Context, objects: &Arc<[ObjectSpec]>) {
     let mut memo = memo();
     if memo.len() >= MAX_TEXTS && !memo.contains_key(yaml) {
         memo.clear();
     }
     let parsed = memo.entry(yaml.to_string()).or_default();
     if !parsed.iter().any(|(c, _)| *c == context) {
-        parsed.push((context, objects.to_vec()));
+        parsed.push((context, objects.clone()));
     }
 }
 
@@ -58,8 +58,8 @@ mod tests {
     fn a_hit_needs_the_same_text_and_context() {
         let yaml = "- objectName: memo-test-only\n  objectType: secretsmanager\n";
         assert!(get(yaml, context(0o644)).is_none());
-        put(yaml, context(0o644), &[]);
-        assert_eq!(get(yaml, context(0o644)), Some(Vec::new()));
+        put(yaml, context(0o644), &Arc::from([]));
+        assert_eq!(get(yaml, context(0o644)).as_deref(), Some(&[][..]));
         assert!(get(yaml, context(0o600)).is_none(), "another default mode");
         assert!(get(&format!("{yaml}\n"), context(0o644)).is_none(), "another text");
     }

@@ -17,6 +17,7 @@ pub use naming::validate_relative_path;
 
 use crate::secret::SecretString;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The two AWS stores an object can come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -119,7 +120,8 @@ pub struct MountParams {
     /// `secretProviderClass` attribute when present (absent on v1.5 rotation calls).
     pub spc_name: Option<String>,
     pub pod: PodInfo,
-    pub objects: Vec<ObjectSpec>,
+    /// Shared with every request that sent the same `objects` text (see `memo`).
+    pub objects: Arc<[ObjectSpec]>,
     /// `region` parameter, when set.
     pub region: Option<String>,
     /// `failoverRegion` parameter, when set.

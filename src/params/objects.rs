@@ -11,6 +11,7 @@ use super::{FailoverObject, JmesEntry, ObjectSpec, ObjectType, attributes, memo,
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// What the rest of the request says that descriptors depend on.
 pub(super) struct Context<'a> {
@@ -26,7 +27,7 @@ pub(super) struct Context<'a> {
 
 /// Parses and validates `objects` (empty when the parameter is absent), file names included;
 /// a text already parsed in the same context comes from [`memo`].
-pub(super) fn parse_objects(yaml: &str, ctx: &Context) -> Result<Vec<ObjectSpec>, ParamError> {
+pub(super) fn parse_objects(yaml: &str, ctx: &Context) -> Result<Arc<[ObjectSpec]>, ParamError> {
     let key = memo::Context {
         translation: ctx.translation,
         default_mode: ctx.default_mode,
@@ -35,7 +36,7 @@ pub(super) fn parse_objects(yaml: &str, ctx: &Context) -> Result<Vec<ObjectSpec>
     if let Some(objects) = memo::get(yaml, key) {
         return Ok(objects);
     }
-    let objects = parse_fresh(yaml, ctx)?;
+    let objects: Arc<[ObjectSpec]> = parse_fresh(yaml, ctx)?.into();
     memo::put(yaml, key, &objects);
     Ok(objects)
 }
@@ -428,7 +429,7 @@ mod tests {
     const SM_ARN: &str = "arn:aws:secretsmanager:us-west-2:123456789012:secret:MySecret-a1b2c3";
 
     fn parse(yaml: &str) -> Vec<ObjectSpec> {
-        parse_objects(yaml, &CTX).unwrap_or_else(|e| panic!("{yaml}: {e}"))
+        parse_objects(yaml, &CTX).unwrap_or_else(|e| panic!("{yaml}: {e}")).to_vec()
     }
 
     fn error(yaml: &str, ctx: &Context) -> String {

@@ -30,7 +30,7 @@ mod tests;
 pub use current::read_current;
 pub use error::WriteError;
 pub use known::KnownSets;
-pub use target::check_target;
+pub use target::{DirStamp, Target, Targets, check_target};
 
 use crate::secret::SecretBytes;
 use error::io_err;

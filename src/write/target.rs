@@ -1,15 +1,95 @@
 //! Checking the target path the driver sends before anything is written into it.
 
 use super::WriteError;
+use std::collections::HashMap;
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Directories remembered as proven at most; beyond it the record starts over.
+const MAX_PROVEN: usize = 16_384;
+
+/// A directory's identity and last change, from `lstat`: adding, removing or renaming any entry
+/// in it changes `ctime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirStamp {
+    pub dev: u64,
+    pub ino: u64,
+    pub ctime: (i64, i64),
+}
+
+/// `path`'s stamp, if it is a directory (`lstat`: a symlink is never followed).
+pub fn stamp_of(path: &Path) -> Option<DirStamp> {
+    let meta = fs::symlink_metadata(path).ok().filter(|m| m.is_dir())?;
+    Some(DirStamp { dev: meta.dev(), ino: meta.ino(), ctime: (meta.ctime(), meta.ctime_nsec()) })
+}
+
+/// A target path accepted by [`Targets::check`], and its stamp when it was checked.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub path: PathBuf,
+    pub stamp: Option<DirStamp>,
+}
+
+/// [`check_target`] for one kubelet directory, remembering the directories it proved: a target
+/// path whose `lstat` still shows the directory (device and inode) that was proven reachable
+/// through real directories only is accepted from that one `lstat`, so writes go exactly where
+/// they went before. Re-sync checks cost one system call instead of two opens; a path that now
+/// leads to any other directory, or to no directory, is checked again in full.
+#[derive(Debug)]
+pub struct Targets {
+    kubelet_path: PathBuf,
+    proven: Mutex<HashMap<PathBuf, (u64, u64)>>,
+}
+
+impl Targets {
+    pub fn new(kubelet_path: PathBuf) -> Self {
+        Targets { kubelet_path, proven: Mutex::default() }
+    }
+
+    /// The checked target, or why it is refused (see [`check_target`]).
+    pub fn check(&self, target: &str) -> Result<Target, WriteError> {
+        check_lexical(target)?;
+        let path = Path::new(target);
+        let stamp = stamp_of(path);
+        if stamp.is_some_and(|s| self.lock().get(path) == Some(&(s.dev, s.ino))) {
+            return Ok(Target { path: path.to_path_buf(), stamp });
+        }
+        let (path, proven) = check_and_prove(&self.kubelet_path, target)?;
+        if let (Some(proven), Some(s)) = (proven, stamp)
+            && proven == (s.dev, s.ino)
+        {
+            self.remember(&path, proven);
+        }
+        Ok(Target { path, stamp })
+    }
+
+    fn remember(&self, path: &Path, proven: (u64, u64)) {
+        let mut map = self.lock();
+        if map.len() >= MAX_PROVEN && !map.contains_key(path) {
+            map.clear();
+        }
+        map.insert(path.to_path_buf(), proven);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (u64, u64)>> {
+        self.proven.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// Accepts `target` only if it is absolute, lexically clean (no `.`, `..` or empty element),
 /// strictly under `<kubelet_path>/pods/`, and every component from `<kubelet_path>/pods` down
 /// to the target itself is a real directory (not a symlink). `kubelet_path` itself may be a
 /// symlink; components above `pods` are not checked.
 pub fn check_target(kubelet_path: &Path, target: &str) -> Result<PathBuf, WriteError> {
+    check_and_prove(kubelet_path, target).map(|(path, _)| path)
+}
+
+/// [`check_target`], and the device and inode of the directory `openat2` reached (`None` where
+/// the component-by-component check ran instead).
+fn check_and_prove(kubelet_path: &Path, target: &str) -> Result<(PathBuf, Option<(u64, u64)>), WriteError> {
     check_lexical(target)?;
     let pods = kubelet_path.join("pods");
     let target_path = PathBuf::from(target);
@@ -18,8 +98,8 @@ pub fn check_target(kubelet_path: &Path, target: &str) -> Result<PathBuf, WriteE
     if below.as_os_str().is_empty() {
         return Err(invalid(target, "is the pods directory itself"));
     }
-    if resolves_without_symlinks(&pods, below) {
-        return Ok(target_path);
+    if let Some(proven) = resolves_without_symlinks(&pods, below) {
+        return Ok((target_path, Some(proven)));
     }
     // Find the component at fault, for the error (or accept, where openat2 is unavailable).
     let mut dir = pods;
@@ -28,19 +108,22 @@ pub fn check_target(kubelet_path: &Path, target: &str) -> Result<PathBuf, WriteE
         dir.push(component);
         check_real_dir(&dir, target)?;
     }
-    Ok(target_path)
+    Ok((target_path, None))
 }
 
 /// Does `below` resolve from `pods` (itself not a symlink) through real directories only, the
-/// last one included? Two opens (`openat2` with `RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH`) instead
-/// of an `lstat` of every component from the root. `false` says nothing by itself (a kernel
-/// or seccomp profile without `openat2` also gives it): the caller then checks each component.
-fn resolves_without_symlinks(pods: &Path, below: &Path) -> bool {
+/// last one included? If so, the device and inode of the directory reached. Two opens
+/// (`openat2` with `RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH`) instead of an `lstat` of every
+/// component from the root. `None` says nothing by itself (a kernel or seccomp profile without
+/// `openat2` also gives it): the caller then checks each component.
+fn resolves_without_symlinks(pods: &Path, below: &Path) -> Option<(u64, u64)> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let Ok(pods_dir) = rustix::fs::open(pods, flags, Mode::empty()) else { return false };
+    let pods_dir = rustix::fs::open(pods, flags, Mode::empty()).ok()?;
     let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
-    rustix::fs::openat2(&pods_dir, below, flags, Mode::empty(), resolve).is_ok()
+    let dir = rustix::fs::openat2(&pods_dir, below, flags, Mode::empty(), resolve).ok()?;
+    let stat = rustix::fs::fstat(&dir).ok()?;
+    Some((stat.st_dev, stat.st_ino))
 }
 
 /// Absolute, and no empty, `.` or `..` element (so no `//` and no trailing `/` either).
@@ -94,9 +177,11 @@ mod tests {
         fs::create_dir_all(root.path().join("elsewhere/mount")).unwrap();
         std::os::unix::fs::symlink(root.path().join("elsewhere"), pods.join("link")).unwrap();
         std::os::unix::fs::symlink(root.path().join("elsewhere/mount"), pods.join("uid/last")).unwrap();
-        assert!(resolves_without_symlinks(&pods, Path::new("uid/volumes/v/mount")));
-        assert!(!resolves_without_symlinks(&pods, Path::new("link/mount")), "a symlinked component");
-        assert!(!resolves_without_symlinks(&pods, Path::new("uid/last")), "a symlinked last component");
-        assert!(!resolves_without_symlinks(&pods, Path::new("uid/missing")));
+        let reached = resolves_without_symlinks(&pods, Path::new("uid/volumes/v/mount"));
+        let meta = fs::metadata(pods.join("uid/volumes/v/mount")).unwrap();
+        assert_eq!(reached, Some((meta.dev(), meta.ino())));
+        assert!(resolves_without_symlinks(&pods, Path::new("link/mount")).is_none(), "a symlinked component");
+        assert!(resolves_without_symlinks(&pods, Path::new("uid/last")).is_none(), "a symlinked last component");
+        assert!(resolves_without_symlinks(&pods, Path::new("uid/missing")).is_none());
     }
 }

@@ -69,3 +69,45 @@ fn a_failed_write_forgets_the_target() {
     assert!(!known.unchanged(&target, &user_pass("alice", "s3cret")));
     assert!(target.join(&set).join("user").exists(), "the old set is still there");
 }
+
+/// Settled stamps for the tests below: long enough that the coarse ctime clock has ticked.
+const TEST_SETTLE: std::time::Duration = std::time::Duration::from_millis(30);
+
+/// Known unchanged once by listing (the stamp is kept), then by the stamp alone.
+fn known_by_stamp(target: &Path, files: &[OutFile]) -> KnownSets {
+    let known = KnownSets::with_settle(TEST_SETTLE);
+    write_known(target, files, &known).unwrap();
+    std::thread::sleep(TEST_SETTLE * 2);
+    assert!(known.unchanged(target, files), "listed and stamped");
+    assert!(known.unchanged(target, files), "by the stamp");
+    known
+}
+
+#[test]
+fn a_link_removed_after_the_stamp_is_noticed() {
+    let (_dir, target) = target();
+    let known = known_by_stamp(&target, &user_pass("alice", "s3cret"));
+    fs::remove_file(target.join("user")).unwrap();
+    assert!(!known.unchanged(&target, &user_pass("alice", "s3cret")), "the target's ctime changed");
+    assert_eq!(write_known(&target, &user_pass("alice", "s3cret"), &known).unwrap(), WriteOutcome::Unchanged);
+    assert_eq!(link_of(&target.join("user")), "..data/user");
+}
+
+#[test]
+fn a_set_swapped_after_the_stamp_is_noticed() {
+    let (_dir, target) = target();
+    let known = known_by_stamp(&target, &user_pass("alice", "s3cret"));
+    write_atomic(&target, &user_pass("mallory", "x")).unwrap();
+    assert!(!known.unchanged(&target, &user_pass("alice", "s3cret")));
+}
+
+#[test]
+fn a_fresh_stamp_is_not_kept() {
+    let (_dir, target) = target();
+    let known = KnownSets::with_settle(std::time::Duration::from_secs(3600));
+    write_known(&target, &user_pass("alice", "s3cret"), &known).unwrap();
+    assert!(known.unchanged(&target, &user_pass("alice", "s3cret")));
+    // Not settled: the next check lists again and sees the removal at once.
+    fs::remove_file(target.join("pass")).unwrap();
+    assert!(!known.unchanged(&target, &user_pass("alice", "s3cret")));
+}

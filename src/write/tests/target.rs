@@ -104,3 +104,36 @@ fn write_atomic_refuses_a_symlinked_target() {
     assert_eq!(error.code(), ErrorCode::InvalidTarget, "{error}");
     assert!(names(&target).is_empty());
 }
+
+/// `Targets` accepts a proven directory again from its `lstat`, and checks in full whatever
+/// no longer leads to that directory.
+#[test]
+fn a_proven_target_is_rechecked_once_it_leads_elsewhere() {
+    let (dir, kubelet) = kubelet();
+    let targets = Targets::new(kubelet.clone());
+    let target = path(&kubelet, MOUNT);
+    let first = targets.check(&target).unwrap();
+    assert_eq!(first.path, PathBuf::from(&target));
+    assert!(first.stamp.is_some());
+    assert_eq!(targets.check(&target).unwrap().stamp.map(|s| s.ino), first.stamp.map(|s| s.ino));
+    // The pod's directory replaced by a symlink to another tree of the same shape.
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir_all(elsewhere.join("volumes/kubernetes.io~csi/v/mount")).unwrap();
+    fs::rename(kubelet.join("pods/uid"), dir.path().join("moved")).unwrap();
+    symlink(&elsewhere, kubelet.join("pods/uid")).unwrap();
+    let error = targets.check(&target).expect_err("a symlinked component");
+    assert!(error.to_string().contains("is a symlink"), "{error}");
+}
+
+#[test]
+fn a_target_replaced_by_a_symlink_is_refused_after_being_proven() {
+    let (dir, kubelet) = kubelet();
+    let targets = Targets::new(kubelet.clone());
+    let target = path(&kubelet, MOUNT);
+    targets.check(&target).unwrap();
+    let other = dir.path().join("other");
+    fs::create_dir(&other).unwrap();
+    fs::remove_dir(&target).unwrap();
+    symlink(&other, &target).unwrap();
+    assert!(targets.check(&target).is_err());
+}
