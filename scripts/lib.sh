@@ -9,6 +9,8 @@
 #   need_tool NAME HINT [CHECK...]  0 if NAME is on PATH (or the CHECK command succeeds);
 #                        otherwise fail under CI=true, else return 77 (the "skipped" code
 #                        scripts/test.sh understands).
+#   apt_install PKG...   `apt-get install` (an `apt-get update` first if that fails) when root
+#                        and apt-get exist; non-zero otherwise.
 #   log / log_section / warn / die   logging to stderr.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -62,8 +64,27 @@ need_tool() {
   return "$SKIP_CODE"
 }
 
+apt_install() {
+  [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1 || return 1
+  log "installing $* (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "$@" >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$@" >/dev/null 2>&1; }
+}
+
 # ---------------------------------------------------------------------------------------------
 # Python virtualenv with the pinned tools
+
+# `python -m venv DIR`; where Debian ships venv (ensurepip) separately, python3-venv is installed
+# first and the venv made again.
+_make_venv() {
+  local python="$1"
+  "$python" -m venv "$VENV_DIR" 2>/dev/null && return 0
+  rm -rf "$VENV_DIR"
+  local version
+  version="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" || return 1
+  apt_install python3-venv "python${version}-venv" && "$python" -m venv "$VENV_DIR"
+}
 
 _requirements_hash() {
   printf '%s\n' "${PY_REQUIREMENTS[@]}" | sha256sum | cut -d' ' -f1
@@ -81,7 +102,7 @@ _venv_install() {
   if [[ ! -x "${VENV_DIR}/bin/python" ]] || ! "${VENV_DIR}/bin/python" -c '' 2>/dev/null; then
     log "creating ${VENV_DIR}"
     rm -rf "$VENV_DIR"
-    "$python" -m venv "$VENV_DIR" || die "python3 -m venv failed"
+    _make_venv "$python" || die "${python} -m venv failed (on Debian: apt-get install python3-venv)"
   fi
   log "installing ${PY_REQUIREMENTS[*]}"
   # --no-compile: byte-compiling all of moto's dependencies (sympy, cfn-lint, botocore) costs

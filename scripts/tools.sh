@@ -72,12 +72,6 @@ ensure_kubernetes_validate() {
 ensure_apt_tool() {
   local name="$1" package="${2:-$1}"
   command -v "$name" >/dev/null 2>&1 && return 0
-  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    log "installing ${package} (apt-get)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "$package" >/dev/null 2>&1 ||
-      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$package" >/dev/null 2>&1; } ||
-      warn "apt-get install ${package} failed"
-  fi
+  apt_install "$package" || warn "could not install ${package} with apt-get"
   need_tool "$name" "Debian package ${package}"
 }
