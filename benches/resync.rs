@@ -540,25 +540,24 @@ async fn latency_run(
             })
         })
         .collect();
-    let mut results = Vec::new();
-    for handle in handles {
-        results.push(handle.await.map_err(|e| format!("mount task: {e}")).and_then(|r| r));
-    }
+    let results = join_samples(handles).await;
     let end = Mark::now(&rig.fake.counter(), pid);
     let start = start.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or("the barrier had no leader")?;
-    let samples: Vec<Duration> = first_error(results).map_err(|e| rig.context(e))?.into_iter().flatten().collect();
+    let samples = first_error(results).map_err(|e| rig.context(e))?.concat();
     verify(&pods, VALUE_LEN)?;
-    Ok(Latency {
-        label: format!("latency, --cache-ttl {ttl_flag}"),
-        unit: "re-sync mount",
-        pods: pods.len(),
-        mounts,
-        samples,
-        wall: end.at - start.at,
-        calls: end.calls - start.calls,
-        provider_cpu: end.provider_cpu.saturating_sub(start.provider_cpu),
-        bench_cpu: end.bench_cpu.saturating_sub(start.bench_cpu),
-    })
+    let label = format!("latency, --cache-ttl {ttl_flag}");
+    Ok(Latency::between(label, "re-sync mount", (pods.len(), mounts), samples, start, end))
+}
+
+/// Each client task's samples (or why it failed), in task order.
+async fn join_samples(
+    handles: Vec<tokio::task::JoinHandle<Result<Vec<Duration>, String>>>,
+) -> Vec<Result<Vec<Duration>, String>> {
+    let mut results = Vec::with_capacity(handles.len());
+    for handle in handles {
+        results.push(handle.await.map_err(|e| format!("client task: {e}")).and_then(|r| r));
+    }
+    results
 }
 
 /// The latency target's measurement with `--cache-ttl ttl_flag`, and the same with one pod
@@ -593,22 +592,11 @@ async fn grpc_floor(servers: &tokio::runtime::Handle, report: &mut Report) -> Re
             })
         })
         .collect();
-    let mut results = Vec::new();
-    for handle in handles {
-        results.push(handle.await.map_err(|e| format!("version task: {e}")).and_then(|r| r));
-    }
+    let results = join_samples(handles).await;
     let end = Mark::now(&rig.fake.counter(), pid);
-    report.floor = Some(Latency {
-        label: "gRPC floor, `Version` instead of `Mount`".into(),
-        unit: "call",
-        pods: LATENCY_PODS,
-        mounts: calls,
-        samples: first_error(results)?.into_iter().flatten().collect(),
-        wall: end.at - start.at,
-        calls: end.calls - start.calls,
-        provider_cpu: end.provider_cpu.saturating_sub(start.provider_cpu),
-        bench_cpu: end.bench_cpu.saturating_sub(start.bench_cpu),
-    });
+    let samples = first_error(results)?.concat();
+    let label = "gRPC floor, `Version` instead of `Mount`".to_string();
+    report.floor = Some(Latency::between(label, "call", (LATENCY_PODS, calls), samples, start, end));
     Ok(())
 }
 
@@ -690,6 +678,28 @@ struct Latency {
 }
 
 impl Latency {
+    /// The samples of `clients` clients × `each` calls, with what changed from `start` to `end`.
+    fn between(
+        label: String,
+        unit: &'static str,
+        (clients, each): (usize, usize),
+        samples: Vec<Duration>,
+        start: Mark,
+        end: Mark,
+    ) -> Latency {
+        Latency {
+            label,
+            unit,
+            pods: clients,
+            mounts: each,
+            samples,
+            wall: end.at - start.at,
+            calls: end.calls - start.calls,
+            provider_cpu: end.provider_cpu.saturating_sub(start.provider_cpu),
+            bench_cpu: end.bench_cpu.saturating_sub(start.bench_cpu),
+        }
+    }
+
     fn percentile(&self, p: f64) -> Duration {
         let mut sorted = self.samples.clone();
         sorted.sort();
