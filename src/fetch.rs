@@ -65,9 +65,10 @@ impl Fetcher {
             .map(|(k, _)| k.item.clone())
             .collect();
         let started = Instant::now();
-        let mut read = match lead_items.is_empty() {
-            true => Vec::new().into_iter(),
-            false => self.aws.read(creds, identity, route, &lead_items, &requesters).await.into_iter(),
+        let mut read = if lead_items.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            self.aws.read(creds, identity, route, &lead_items, &requesters).await.into_iter()
         };
         let mut results = Vec::with_capacity(keys.len());
         for (source, key) in sources.into_iter().zip(keys) {

@@ -164,11 +164,11 @@ impl Mounter {
         }
         let endpoints = self.admit_endpoints(&params)?;
         let (credentials, identity) = self.credentials(&params, &region, &endpoints).await?;
-        let fetched = self.fetch(&params, &credentials, &identity, &region, &endpoints).await?;
+        let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
+        let fetched = self.fetch(&params, &pod, &credentials, &identity, &region, &endpoints).await?;
         let rendered = render::render(&params.objects, &fetched)?;
         let delivery = self.deliver(target, &rendered.files).await?;
         let files = if delivery == Delivery::Returned { rendered.files } else { Vec::new() };
-        let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
         Ok(MountOutput { versions: rendered.versions, files, delivery, pod, objects: params.objects.len() })
     }
 
@@ -237,23 +237,23 @@ impl Mounter {
         }
     }
 
-    /// Reads every object in the primary region; objects that failed transiently are read
-    /// again in the failover region (and only those, and only then).
+    /// Reads every object in the primary region for `pod` (`namespace/name`); objects that
+    /// failed transiently are read again in the failover region (and only those, and only then).
     async fn fetch(
         &self,
         params: &MountParams,
+        pod: &str,
         creds: &AwsCredentials,
         identity: &str,
         region: &str,
         endpoints: &SpcEndpoints,
     ) -> Result<Vec<Fetched>, MountError> {
         let items: Vec<ReadItem> = params.objects.iter().map(primary_item).collect();
-        let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
         let route = Route::new(region, &endpoints.primary);
-        let mut results = self.fetcher.fetch(creds, identity, route, &pod, items).await;
+        let mut results = self.fetcher.fetch(creds, identity, route, pod, items).await;
         if let Some(failover_region) = &params.failover_region {
             let failover = Route::new(failover_region, &endpoints.failover);
-            self.fail_over(params, creds, identity, failover, &mut results).await;
+            self.fail_over(params, pod, creds, identity, failover, &mut results).await;
         }
         collect(results)
     }
@@ -261,6 +261,7 @@ impl Mounter {
     async fn fail_over(
         &self,
         params: &MountParams,
+        pod: &str,
         creds: &AwsCredentials,
         identity: &str,
         failover: Route<'_>,
@@ -278,8 +279,7 @@ impl Mounter {
             "primary region failed transiently; reading from the failover region"
         );
         let items: Vec<ReadItem> = retry.iter().map(|&i| failover_item(&params.objects[i])).collect();
-        let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
-        let second = self.fetcher.fetch(creds, identity, failover, &pod, items).await;
+        let second = self.fetcher.fetch(creds, identity, failover, pod, items).await;
         for (i, result) in retry.into_iter().zip(second) {
             let primary = results[i].as_ref().err().map(|e| e.to_string()).unwrap_or_default();
             results[i] = result.map_err(|mut e| {

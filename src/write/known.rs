@@ -71,15 +71,20 @@ impl KnownSets {
     /// [`unchanged`](Self::unchanged) with `target`'s stamp already taken (by the target check,
     /// just before).
     pub fn unchanged_at(&self, target: &Path, stamp: Option<DirStamp>, files: &[OutFile]) -> bool {
-        let Some(known) = self.lock().get(target).cloned() else { return false };
-        if known.digest != digest(files) {
+        if !self.knows(target) {
             return false;
         }
-        // The stamp was taken before the checks below, so a change made during them shows next
-        // time.
-        if stamp.is_some() && stamp == known.stamp {
-            return true;
-        }
+        let digest = digest(files);
+        let known = {
+            let map = self.lock();
+            let Some(known) = map.get(target).filter(|k| k.digest == digest) else { return false };
+            // The stamp was taken before the checks below, so a change made during them shows
+            // next time.
+            if stamp.is_some() && stamp == known.stamp {
+                return true;
+            }
+            known.clone()
+        };
         if !data_points_to(target, &known.set) || !visible_links_present(target, files) {
             return false;
         }
@@ -112,11 +117,12 @@ impl KnownSets {
 
     /// Records that `target`'s `..data` points to `set`, holding `files`.
     pub fn remember(&self, target: &Path, set: String, files: &[OutFile]) {
+        let known = Known { set, digest: digest(files), stamp: None };
         let mut map = self.lock();
         if map.len() >= MAX_TARGETS && !map.contains_key(target) {
             map.clear();
         }
-        map.insert(target.to_path_buf(), Known { set, digest: digest(files), stamp: None });
+        map.insert(target.to_path_buf(), known);
     }
 
     /// Drops what is known of `target` (it is being rewritten, or it failed).

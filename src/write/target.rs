@@ -57,7 +57,7 @@ impl Targets {
         if stamp.is_some_and(|s| self.lock().get(path) == Some(&(s.dev, s.ino))) {
             return Ok(Target { path: path.to_path_buf(), stamp });
         }
-        let (path, proven) = check_and_prove(&self.kubelet_path, target)?;
+        let (path, proven) = prove(&self.kubelet_path, target)?;
         if let (Some(proven), Some(s)) = (proven, stamp)
             && proven == (s.dev, s.ino)
         {
@@ -84,13 +84,13 @@ impl Targets {
 /// to the target itself is a real directory (not a symlink). `kubelet_path` itself may be a
 /// symlink; components above `pods` are not checked.
 pub fn check_target(kubelet_path: &Path, target: &str) -> Result<PathBuf, WriteError> {
-    check_and_prove(kubelet_path, target).map(|(path, _)| path)
+    check_lexical(target)?;
+    prove(kubelet_path, target).map(|(path, _)| path)
 }
 
-/// [`check_target`], and the device and inode of the directory `openat2` reached (`None` where
-/// the component-by-component check ran instead).
-fn check_and_prove(kubelet_path: &Path, target: &str) -> Result<(PathBuf, Option<(u64, u64)>), WriteError> {
-    check_lexical(target)?;
+/// [`check_target`] after its lexical check, and the device and inode of the directory
+/// `openat2` reached (`None` where the component-by-component check ran instead).
+fn prove(kubelet_path: &Path, target: &str) -> Result<(PathBuf, Option<(u64, u64)>), WriteError> {
     let pods = kubelet_path.join("pods");
     let target_path = PathBuf::from(target);
     let below =
