@@ -72,7 +72,9 @@ pub async fn read_batch(
 ) -> Result<BatchAnswers, errors::Failure> {
     let mut answers = BatchAnswers::new();
     let mut next: Option<String> = None;
-    loop {
+    // Every page answers at least one id, so more pages than ids means AWS (or something
+    // posing as it) keeps paging without progress: stop there.
+    for _ in 0..=ids.len() {
         let request =
             client.batch_get_secret_value().set_secret_id_list(Some(ids.to_vec())).set_next_token(next.clone());
         let output = send_audited!(request, scope.record(ids)).map_err(|e| errors::classify(&e))?;
@@ -82,6 +84,7 @@ pub async fn read_batch(
             return Ok(answers);
         }
     }
+    Ok(answers)
 }
 
 fn collect(
@@ -89,9 +92,15 @@ fn collect(
     output: sm::operation::batch_get_secret_value::BatchGetSecretValueOutput,
     answers: &mut BatchAnswers,
 ) {
-    for entry in output.secret_values.unwrap_or_default() {
-        for id in ids.iter().filter(|id| names_entry(id, &entry)) {
-            answers.insert(id.clone(), value_of(entry.clone()));
+    let entries = output.secret_values.unwrap_or_default();
+    for id in ids {
+        // The same secret may come back once per id that names it: only distinct ARNs compete.
+        let first = entries.iter().find(|entry| names_entry(id, entry));
+        let other = first.and_then(|first| entries.iter().find(|e| names_entry(id, e) && e.arn != first.arn));
+        match (first, other) {
+            (Some(entry), None) => _ = answers.insert(id.clone(), value_of(entry.clone())),
+            (Some(_), Some(_)) => _ = answers.insert(id.clone(), Err(ambiguous())),
+            (None, _) => {}
         }
     }
     for error in output.errors.unwrap_or_default() {
@@ -107,10 +116,26 @@ fn collect(
     }
 }
 
-/// Whether `id` (a name, a full ARN or a partial ARN) names this entry.
+/// Whether `id` (a name, a full ARN or a partial ARN) names this entry. A partial ARN (the
+/// full ARN without Secrets Manager's `-` and six random characters) names only the secret
+/// whose ARN is exactly that plus `-XXXXXX`: `…:secret:db` is not `…:secret:db-prod-AbCdEf`.
 fn names_entry(id: &str, entry: &sm::types::SecretValueEntry) -> bool {
     let arn = entry.arn.as_deref().unwrap_or_default();
-    entry.name.as_deref() == Some(id) || arn == id || (id.starts_with("arn:") && !arn.is_empty() && arn.starts_with(id))
+    entry.name.as_deref() == Some(id) || (!arn.is_empty() && (arn == id || is_partial_arn_of(id, arn)))
+}
+
+/// Whether `partial` is `arn` without its `-` and six-character suffix.
+fn is_partial_arn_of(partial: &str, arn: &str) -> bool {
+    let Some(suffix) = arn.strip_prefix(partial).and_then(|rest| rest.strip_prefix('-')) else {
+        return false;
+    };
+    partial.starts_with("arn:") && suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Two secrets in one answer both fit an id: refuse rather than pick one.
+fn ambiguous() -> errors::Failure {
+    let reason = "BatchGetSecretValue returned two secrets that both match this partial ARN; use the full ARN";
+    errors::Failure { code: ErrorCode::AwsError, aws_code: None, reason: reason.into() }
 }
 
 fn value_of(entry: sm::types::SecretValueEntry) -> Result<Fetched, errors::Failure> {
@@ -184,6 +209,54 @@ mod tests {
         assert_eq!(answers["db"].as_ref().map(|f| f.version.clone()).ok(), Some("v1".into()));
         assert!(answers[&ids[1]].is_ok(), "a partial ARN matches");
         assert_eq!(answers["gone"].as_ref().err().map(|f| f.code), Some(ErrorCode::NotFound));
+    }
+
+    fn entry(arn: &str, value: &str) -> sm::types::SecretValueEntry {
+        let name = arn.rsplit_once(":secret:").map_or(arn, |(_, n)| n);
+        sm::types::SecretValueEntry::builder().name(name).arn(arn).version_id("v1").secret_string(value).build()
+    }
+
+    #[test]
+    fn a_partial_arn_matches_only_its_own_six_character_suffix() {
+        let prefix = "arn:aws:secretsmanager:us-west-2:123456789012:secret:";
+        let output = sm::operation::batch_get_secret_value::BatchGetSecretValueOutput::builder()
+            .secret_values(entry(&format!("{prefix}db-prod-AbCdEf"), "prod-value"))
+            .build();
+        let partial = format!("{prefix}db");
+        let mut answers = BatchAnswers::new();
+        collect(std::slice::from_ref(&partial), output, &mut answers);
+        assert!(!answers.contains_key(&partial), "db must not receive db-prod's value");
+        assert!(is_partial_arn_of(&partial, &format!("{prefix}db-AbCdEf")));
+        assert!(!is_partial_arn_of(&partial, &format!("{prefix}db-AbCdE")));
+        assert!(!is_partial_arn_of(&partial, &format!("{prefix}db-AbC/Ef")));
+        assert!(!is_partial_arn_of("db", "db-AbCdEf"), "only ARNs are partial ARNs");
+    }
+
+    #[test]
+    fn one_secret_named_twice_is_not_ambiguous() {
+        let arn = "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf";
+        let output = sm::operation::batch_get_secret_value::BatchGetSecretValueOutput::builder()
+            .secret_values(entry(arn, "v"))
+            .secret_values(entry(arn, "v"))
+            .build();
+        let ids = ["db-AbCdEf".to_string(), arn.to_string()];
+        let mut answers = BatchAnswers::new();
+        collect(&ids, output, &mut answers);
+        assert!(answers.values().all(Result::is_ok), "{:?}", answers.values().map(Result::is_ok).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn two_candidates_for_one_partial_arn_are_an_error() {
+        let prefix = "arn:aws:secretsmanager:us-west-2:123456789012:secret:";
+        let output = sm::operation::batch_get_secret_value::BatchGetSecretValueOutput::builder()
+            .secret_values(entry(&format!("{prefix}db-AbCdEf"), "one"))
+            .secret_values(entry(&format!("{prefix}db-ZyXwVu"), "two"))
+            .build();
+        let partial = format!("{prefix}db");
+        let mut answers = BatchAnswers::new();
+        collect(std::slice::from_ref(&partial), output, &mut answers);
+        let failure = answers[&partial].as_ref().expect_err("ambiguous");
+        assert!(failure.reason.contains("two secrets"), "{}", failure.reason);
     }
 
     #[test]
