@@ -193,7 +193,8 @@ async fn pod_identity_auto_falls_back_from_ipv4_to_ipv6() {
     // ipv4 only: the refused IPv4 agent is the only one tried. A different token so no cached
     // credentials of the first pod can apply.
     let (agent_before, reads_before) = (agent.requests().len(), w.rec.calls_to("secretsmanager").len());
-    let other = jwt("system:serviceaccount:default:app-sa-v4", POD_IDENTITY_AUDIENCE);
+    // (Same service account, as the attributes say; the signature part makes it another token.)
+    let other = format!("{}-v4", jwt("system:serviceaccount:default:app-sa", POD_IDENTITY_AUDIENCE));
     let status = expect_err(mount(&provider, "pod-v4", &pi_attrs("pod-v4", &other, "ipv4")).await, &provider);
     assert!(!status.message().contains(&other), "no token in errors: {status:?}");
     assert!(status.message().contains(&refused), "names the agent address tried: {status:?}");
@@ -451,4 +452,57 @@ async fn failover_to_the_region_being_read_is_rejected() {
     assert!(status.message().starts_with("InvalidParameters: "), "{status:?}");
     assert!(status.message().contains("failoverRegion"), "{status:?}");
     assert!(w.rec.calls().is_empty(), "no AWS call: {:#?}", w.rec.calls());
+}
+
+/// Regression (issue #11): with Pod Identity the cache scope came from the attributes, so a
+/// request carrying pod B's token with pod A's namespace/service account was served A's cached
+/// value without B ever reading it. The scope now comes from the token the agent accepted, and a
+/// request whose attributes disagree with its token is refused before anything is read.
+#[tokio::test]
+async fn pod_identity_refuses_attributes_that_disagree_with_the_token() {
+    let Some(w) = World::start() else { return };
+    w.kube.service_account("default", "sa-a", None);
+    w.kube.service_account("default", "sa-b", None);
+    w.secret(WEST, "only-for-a", "a-value").await;
+    let token_a = jwt("system:serviceaccount:default:sa-a", POD_IDENTITY_AUDIENCE);
+    let token_b = jwt("system:serviceaccount:default:sa-b", POD_IDENTITY_AUDIENCE);
+    let agent = Agent::accepting(&[&token_a, &token_b], "ASIAPODIDENTITY00002");
+    let provider = w.provider_with_agents(&agent.url(), &agent.url()).start();
+    let pod_identity = [("usePodIdentity", "true")];
+    let objects = secret_object("only-for-a");
+
+    let a = pod_attrs("pod-a", "sa-a", &objects, Some(&tokens(&[(POD_IDENTITY_AUDIENCE, &token_a)])), &pod_identity);
+    let (_, target_a) = expect_ok(mount(&provider, "pod-a", &a).await, &provider, &w.rec);
+    assert_eq!(read(&target_a, "only-for-a"), "a-value");
+    let agent_calls = agent.requests().len();
+
+    // Pod B's token, pod A's service account in the attributes.
+    let forged =
+        pod_attrs("pod-b", "sa-a", &objects, Some(&tokens(&[(POD_IDENTITY_AUDIENCE, &token_b)])), &pod_identity);
+    let status = expect_err(mount(&provider, "pod-b", &forged).await, &provider);
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let message = status.message();
+    assert!(message.starts_with("IdentityFailed: "), "{message}");
+    assert!(message.contains("issued to default/sa-b") && message.contains("default/sa-a"), "{message}");
+    assert!(!message.contains(&token_b), "no token in errors: {message}");
+    assert_eq!(agent.requests().len(), agent_calls, "refused before the agent was asked");
+    let target_b = provider.target(&support::pod_uid("pod-b"));
+    assert!(std::fs::read_dir(&target_b).map(|d| d.count()).unwrap_or(0) == 0, "nothing written for pod-b");
+}
+
+/// The same rule for IRSA: a token for one service account never reads with the role of the
+/// service account the attributes name.
+#[tokio::test]
+async fn irsa_refuses_attributes_that_disagree_with_the_token() {
+    let Some(w) = World::start() else { return };
+    w.kube.service_account("default", "sa-a", Some(role("a").as_str()));
+    w.kube.service_account("default", "sa-b", Some(role("b").as_str()));
+    w.secret(WEST, "db", "v").await;
+    let provider = w.provider().start();
+    let token_b = jwt("system:serviceaccount:default:sa-b", IRSA_AUDIENCE);
+    let forged = pod_attrs("pod-b", "sa-a", &secret_object("db"), Some(&tokens(&[(IRSA_AUDIENCE, &token_b)])), &[]);
+    let status = expect_err(mount(&provider, "pod-b", &forged).await, &provider);
+    assert!(status.message().starts_with("IdentityFailed: "), "{status:?}");
+    assert!(w.rec.calls().is_empty(), "no STS exchange, no read: {:#?}", w.rec.calls());
+    assert!(w.kube.all_requests().is_empty(), "not even the service account was read");
 }

@@ -28,7 +28,8 @@ fn spc(secrets: &[&str], params: &[&str]) -> String {
 
 /// Attributes for `pod` of service account `sa`, with its own token.
 fn irsa_pod(pod: &str, sa: &str, objects: &str) -> String {
-    let token = jwt(&format!("system:serviceaccount:default:{sa}:{pod}"), IRSA_AUDIENCE);
+    // Unique per pod (as kubelet's are): the signature part carries the pod's name.
+    let token = format!("{}-{pod}", jwt(&format!("system:serviceaccount:default:{sa}"), IRSA_AUDIENCE));
     pod_attrs(pod, sa, objects, Some(&tokens(&[(IRSA_AUDIENCE, &token)])), &[])
 }
 

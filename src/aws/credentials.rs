@@ -14,6 +14,8 @@ pub struct AwsCredentials {
     pub(crate) cache: Option<SharedIdentityCache>,
     /// A label for logs (`local`, or the role/session): never a key.
     label: String,
+    /// The bytes the key material and label hold (for caches bounded in bytes).
+    bytes: usize,
 }
 
 impl AwsCredentials {
@@ -21,7 +23,8 @@ impl AwsCredentials {
     pub async fn local_chain() -> Self {
         let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder().build().await;
         let cache = aws_config::identity::IdentityCache::lazy().build();
-        AwsCredentials { provider: SharedCredentialsProvider::new(chain), cache: Some(cache), label: "local".into() }
+        let provider = SharedCredentialsProvider::new(chain);
+        AwsCredentials { provider, cache: Some(cache), label: "local".into(), bytes: 0 }
     }
 
     /// Fixed credentials (from STS or the Pod Identity agent).
@@ -33,7 +36,13 @@ impl AwsCredentials {
             None,
             "csi-provider-aws",
         );
-        AwsCredentials { provider: SharedCredentialsProvider::new(creds), cache: None, label: label.to_string() }
+        let bytes = access_key.len() + secret_key.len() + session_token.map_or(0, str::len) + label.len();
+        AwsCredentials { provider: SharedCredentialsProvider::new(creds), cache: None, label: label.to_string(), bytes }
+    }
+
+    /// About how many heap bytes these credentials hold (key material and label).
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes
     }
 
     /// What these credentials are, for logs.

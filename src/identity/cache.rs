@@ -24,35 +24,79 @@ pub fn key(parts: &[&str]) -> CredentialKey {
     hasher.finalize().into()
 }
 
+/// Credentials by key, bounded in entries and in bytes.
 #[derive(Debug)]
 pub struct CredentialCache {
-    entries: Mutex<HashMap<CredentialKey, PodCredentials>>,
+    entries: Mutex<Entries>,
     max_entries: usize,
+    max_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<CredentialKey, PodCredentials>,
+    bytes: usize,
+}
+
+/// The bytes one entry holds: its key, its credentials and its identity.
+fn entry_bytes(creds: &PodCredentials) -> usize {
+    std::mem::size_of::<(CredentialKey, PodCredentials)>() + creds.credentials.heap_bytes() + creds.identity.len()
+}
+
+impl Entries {
+    fn remove(&mut self, key: &CredentialKey) {
+        if let Some(old) = self.map.remove(key) {
+            self.bytes -= entry_bytes(&old);
+        }
+    }
+
+    fn drop_unusable(&mut self, now: SystemTime) {
+        let stale: Vec<CredentialKey> = (self.map.iter()).filter(|(_, c)| !usable(c, now)).map(|(k, _)| *k).collect();
+        stale.iter().for_each(|k| self.remove(k));
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(oldest) = self.map.iter().min_by_key(|(_, c)| c.obtained).map(|(k, _)| *k) {
+            self.remove(&oldest);
+        }
+    }
 }
 
 impl CredentialCache {
-    pub fn new(max_entries: usize) -> Self {
-        CredentialCache { entries: Mutex::new(HashMap::new()), max_entries: max_entries.max(1) }
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+        CredentialCache { entries: Mutex::default(), max_entries: max_entries.max(1), max_bytes }
     }
 
     /// Credentials for `key` that stay valid for more than the margin.
     pub fn get(&self, key: &CredentialKey) -> Option<PodCredentials> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.get(key).filter(|c| usable(c, SystemTime::now())).cloned()
+        entries.map.get(key).filter(|c| usable(c, SystemTime::now())).cloned()
     }
 
+    /// Keeps `creds` under `key`, making room first: expired entries go, then the oldest. An
+    /// entry larger than the whole budget is not kept.
     pub fn put(&self, key: CredentialKey, creds: PodCredentials) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= self.max_entries {
-            let now = SystemTime::now();
-            entries.retain(|_, c| usable(c, now));
-            if entries.len() >= self.max_entries
-                && let Some(oldest) = entries.iter().min_by_key(|(_, c)| c.obtained).map(|(k, _)| *k)
-            {
-                entries.remove(&oldest);
-            }
+        let size = entry_bytes(&creds);
+        if size > self.max_bytes {
+            return;
         }
-        entries.insert(key, creds);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.remove(&key);
+        let full = |e: &Entries| e.map.len() >= self.max_entries || e.bytes + size > self.max_bytes;
+        if full(&entries) {
+            entries.drop_unusable(SystemTime::now());
+        }
+        while full(&entries) && !entries.map.is_empty() {
+            entries.drop_oldest();
+        }
+        entries.bytes += size;
+        entries.map.insert(key, creds);
+    }
+
+    /// The bytes held now.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).bytes
     }
 }
 
@@ -70,9 +114,13 @@ mod tests {
     use crate::aws::AwsCredentials;
 
     fn creds(expires_in: Option<Duration>) -> PodCredentials {
+        creds_with_token(expires_in, None)
+    }
+
+    fn creds_with_token(expires_in: Option<Duration>, token: Option<&str>) -> PodCredentials {
         let now = SystemTime::now();
         PodCredentials {
-            credentials: AwsCredentials::fixed("AKID", "secret", None, "test"),
+            credentials: AwsCredentials::fixed("AKID", "secret", token, "test"),
             identity: "role".into(),
             expires: expires_in.map(|d| now + d),
             obtained: now,
@@ -81,7 +129,7 @@ mod tests {
 
     #[test]
     fn reused_until_shortly_before_expiry_and_only_for_the_same_token() {
-        let cache = CredentialCache::new(10);
+        let cache = CredentialCache::new(10, 1 << 20);
         cache.put(key(&["irsa", "role", "token-a"]), creds(Some(Duration::from_secs(3600))));
         assert!(cache.get(&key(&["irsa", "role", "token-a"])).is_some());
         assert!(cache.get(&key(&["irsa", "role", "token-b"])).is_none(), "another token gets nothing");
@@ -89,5 +137,28 @@ mod tests {
         cache.put(key(&["irsa", "role", "token-c"]), creds(Some(Duration::from_secs(120))));
         assert!(cache.get(&key(&["irsa", "role", "token-c"])).is_none(), "inside the margin: renew");
         assert_ne!(key(&["ab", "c"]), key(&["a", "bc"]), "parts are length-delimited");
+    }
+
+    /// Regression (issue #11): the cache was bounded in entries only, and an agent may answer
+    /// with session tokens of up to 64 KiB: 10,000 of them are 640 MiB.
+    #[test]
+    fn bounded_in_bytes() {
+        let budget = 1 << 20;
+        let cache = CredentialCache::new(10_000, budget);
+        let token = "t".repeat(60 * 1024);
+        for i in 0..100 {
+            cache.put(
+                key(&["pod-identity", &i.to_string()]),
+                creds_with_token(Some(Duration::from_secs(3600)), Some(&token)),
+            );
+            assert!(cache.bytes() <= budget, "{} bytes after {i}", cache.bytes());
+        }
+        assert!(cache.get(&key(&["pod-identity", "99"])).is_some(), "the newest is kept");
+        assert!(cache.get(&key(&["pod-identity", "0"])).is_none(), "the oldest made room");
+        cache.put(key(&["pod-identity", "99"]), creds(Some(Duration::from_secs(3600))));
+        let huge = "t".repeat(budget + 1);
+        cache.put(key(&["huge"]), creds_with_token(Some(Duration::from_secs(3600)), Some(&huge)));
+        assert!(cache.get(&key(&["huge"])).is_none(), "larger than the budget: not kept");
+        assert!(cache.bytes() <= budget);
     }
 }

@@ -9,6 +9,12 @@ pub enum IdentityError {
         "no service-account token for audience {audience:?}: configure the CSIDriver's tokenRequests with audience {audience:?}"
     )]
     TokenMissing { audience: &'static str },
+    #[error("the service-account token for audience {audience:?} {problem}")]
+    TokenInvalid { audience: &'static str, problem: &'static str },
+    #[error(
+        "the service-account token for audience {audience:?} was issued to {token}, but the request names service account {attributes}: refused"
+    )]
+    TokenMismatch { audience: &'static str, attributes: String, token: String },
     #[error(
         "service account {namespace}/{name} has no eks.amazonaws.com/role-arn annotation: annotate it with the IAM role the pod should use (or set usePodIdentity)"
     )]
@@ -26,7 +32,8 @@ pub enum IdentityError {
 impl IdentityError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            IdentityError::TokenMissing { .. } => ErrorCode::TokenMissing,
+            IdentityError::TokenMissing { .. } | IdentityError::TokenInvalid { .. } => ErrorCode::TokenMissing,
+            IdentityError::TokenMismatch { .. } => ErrorCode::IdentityFailed,
             IdentityError::NoRoleAnnotation { .. } | IdentityError::AgentRefused { .. } => ErrorCode::IdentityFailed,
             IdentityError::Kubernetes { source, .. } if source.is_transient() => ErrorCode::EndpointUnreachable,
             IdentityError::Kubernetes { .. } => ErrorCode::IdentityFailed,

@@ -1,6 +1,7 @@
 //! IRSA: the service account's role annotation, then STS `AssumeRoleWithWebIdentity` with the
 //! pod's token on the STS endpoint of the region being read.
 
+use super::tokens::TokenSubject;
 use super::{IdentityError, PodCredentials};
 use crate::aws::{AwsReader, Route, WebIdentityRequest};
 use crate::k8s::K8s;
@@ -58,9 +59,9 @@ pub(super) async fn credentials(
     }))
 }
 
-/// The IRSA role of the pod's service account.
-pub(super) async fn role_of(k8s: &K8s, params: &MountParams) -> Result<String, IdentityError> {
-    let (namespace, name) = (&params.pod.namespace, &params.pod.service_account);
+/// The IRSA role of the service account the pod's token was issued to.
+pub(super) async fn role_of(k8s: &K8s, subject: &TokenSubject) -> Result<String, IdentityError> {
+    let (namespace, name) = (&subject.namespace, &subject.name);
     let err = |source| IdentityError::Kubernetes { namespace: namespace.clone(), name: name.clone(), source };
     k8s.service_account_role(namespace, name)
         .await

@@ -8,6 +8,8 @@ mod irsa;
 mod pod_identity;
 mod tokens;
 
+pub use tokens::{TokenSubject, subject as token_subject};
+
 pub use error::IdentityError;
 pub use pod_identity::AgentClient;
 
@@ -24,12 +26,16 @@ pub const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
 
 /// Bound on cached credentials (one per live token).
 const MAX_CACHED_CREDENTIALS: usize = 10_000;
+/// Bound on the bytes cached credentials hold: 10,000 entries of about 1.6 KiB (an STS
+/// session token is around 1 KiB).
+const MAX_CREDENTIAL_BYTES: usize = 16 * 1024 * 1024;
 
 /// Credentials obtained for one pod, with the identity AWS proved.
 #[derive(Debug, Clone)]
 pub struct PodCredentials {
     pub credentials: AwsCredentials,
-    /// IRSA: the `AssumedRoleUser` role; Pod Identity: `ACCOUNT:namespace/serviceaccount`.
+    /// IRSA: the `AssumedRoleUser` role STS returned; Pod Identity: `ACCOUNT:namespace/name`
+    /// with the account the agent answered and the service account of the token it accepted.
     pub identity: String,
     pub expires: Option<SystemTime>,
     pub obtained: SystemTime,
@@ -46,20 +52,30 @@ pub struct IdentityResolver {
 
 impl IdentityResolver {
     pub fn new(aws: AwsReader, k8s: Arc<K8s>, agent: AgentClient) -> Self {
-        IdentityResolver { aws, k8s, agent, cache: Arc::new(cache::CredentialCache::new(MAX_CACHED_CREDENTIALS)) }
+        IdentityResolver {
+            aws,
+            k8s,
+            agent,
+            cache: Arc::new(cache::CredentialCache::new(MAX_CACHED_CREDENTIALS, MAX_CREDENTIAL_BYTES)),
+        }
     }
 
-    /// The pod's credentials, reused while the same token is presented. `routes` are the
+    /// The pod's credentials, reused while the same token is presented. The token's service
+    /// account must be the one the attributes name; the scope these credentials give (their
+    /// `identity`) is what AWS or the agent proved for the token, never what the attributes
+    /// say. `routes` are the
     /// regions being read (with the SecretProviderClass's admitted endpoints), primary first:
     /// IRSA tries the next region's STS endpoint only when one fails transiently.
     pub async fn resolve(&self, params: &MountParams, routes: &[Route<'_>]) -> Result<PodCredentials, IdentityError> {
         if params.use_pod_identity {
             let token = tokens::token_for(params, POD_IDENTITY_AUDIENCE)?;
+            let subject = tokens::checked_subject(params, token, POD_IDENTITY_AUDIENCE)?;
             let key = cache::key(&["pod-identity", token.token.expose()]);
-            self.cached(key, pod_identity::credentials(&self.agent, params, token)).await
+            self.cached(key, pod_identity::credentials(&self.agent, params, token, &subject)).await
         } else {
             let token = tokens::token_for(params, IRSA_AUDIENCE)?;
-            let role = irsa::role_of(&self.k8s, params).await?;
+            let subject = tokens::checked_subject(params, token, IRSA_AUDIENCE)?;
+            let role = irsa::role_of(&self.k8s, &subject).await?;
             let key = cache::key(&["irsa", &role, token.token.expose()]);
             self.cached(key, irsa::credentials(&self.aws, params, &role, token, routes)).await
         }

@@ -1,6 +1,7 @@
 //! EKS Pod Identity: the agent exchanges the pod's token (in the `Authorization` header) for
 //! credentials. `preferredAddressType` `auto` really tries IPv4 and then IPv6 when IPv4 fails.
 
+use super::tokens::TokenSubject;
 use super::{IdentityError, PodCredentials};
 use crate::aws::AwsCredentials;
 use crate::params::{AddressType, MountParams, ServiceAccountToken};
@@ -13,6 +14,10 @@ use std::time::Duration;
 
 /// The most of an agent answer we read.
 const MAX_BODY: usize = 64 * 1024;
+/// The longest access key id or secret access key accepted from the agent.
+const MAX_KEY: usize = 128;
+/// The longest session token accepted from the agent (STS's are around 1 KiB).
+const MAX_SESSION_TOKEN: usize = 16 * 1024;
 
 /// Calls the Pod Identity agent.
 #[derive(Debug, Clone)]
@@ -87,7 +92,16 @@ fn answer(status: http::StatusCode, body: &[u8]) -> Result<AgentAnswer, Try> {
     if !status.is_success() {
         return Err(Try::Refused(format!("HTTP {status}: {}", text())));
     }
-    serde_json::from_slice(body).map_err(|_| Try::Refused("the answer is not the credentials JSON expected".into()))
+    let answer: AgentAnswer = serde_json::from_slice(body)
+        .map_err(|_| Try::Refused("the answer is not the credentials JSON expected".into()))?;
+    let within = |text: &str, max: usize| text.len() <= max && !text.chars().any(char::is_control);
+    let sizes_ok = within(&answer.access_key_id, MAX_KEY)
+        && within(&answer.secret_access_key, MAX_KEY)
+        && answer.token.as_deref().is_none_or(|t| within(t, MAX_SESSION_TOKEN));
+    if !sizes_ok {
+        return Err(Try::Refused("the answer's credentials are larger than AWS credentials can be".into()));
+    }
+    Ok(answer)
 }
 
 /// The pod's credentials from the agent, trying the addresses `preferredAddressType` allows.
@@ -95,12 +109,13 @@ pub(super) async fn credentials(
     agent: &AgentClient,
     params: &MountParams,
     token: &ServiceAccountToken,
+    subject: &TokenSubject,
 ) -> Result<PodCredentials, IdentityError> {
     let urls = agent.urls(params.preferred_address_type);
     let mut reasons = Vec::new();
     for url in &urls {
         match agent.try_once(url, token).await {
-            Ok(answer) => return Ok(grant(answer, params)),
+            Ok(answer) => return Ok(grant(answer, subject)),
             Err(Try::Refused(reason)) => return Err(IdentityError::AgentRefused { url: url.to_string(), reason }),
             Err(Try::Unreachable(reason)) => {
                 tracing::debug!(url, %reason, "Pod Identity agent unreachable");
@@ -111,9 +126,11 @@ pub(super) async fn credentials(
     Err(IdentityError::AgentUnreachable { tried: urls.join(", "), reason: reasons.join("; ") })
 }
 
-fn grant(answer: AgentAnswer, params: &MountParams) -> PodCredentials {
-    let account = answer.account_id.clone().unwrap_or_else(|| "unknown-account".into());
-    let identity = format!("{account}:{}/{}", params.pod.namespace, params.pod.service_account);
+/// The credentials and their scope: the account the agent answered (when it is an account id)
+/// and the service account of the token it accepted.
+fn grant(answer: AgentAnswer, subject: &TokenSubject) -> PodCredentials {
+    let account = answer.account_id.clone().filter(|a| is_account_id(a)).unwrap_or_else(|| "unknown-account".into());
+    let identity = format!("{account}:{}/{}", subject.namespace, subject.name);
     let credentials = AwsCredentials::fixed(
         &answer.access_key_id,
         &answer.secret_access_key,
@@ -124,9 +141,28 @@ fn grant(answer: AgentAnswer, params: &MountParams) -> PodCredentials {
     PodCredentials { credentials, identity, expires, obtained: std::time::SystemTime::now() }
 }
 
+/// An AWS account id: twelve digits.
+fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scope_is_the_accepted_token_subject() {
+        let answer = AgentAnswer {
+            access_key_id: "ASIA".into(),
+            secret_access_key: "s".into(),
+            token: None,
+            account_id: Some("123456789012".into()),
+            expiration: None,
+        };
+        let subject = TokenSubject { namespace: "ns-b".into(), name: "sa-b".into() };
+        assert_eq!(grant(answer, &subject).identity, "123456789012:ns-b/sa-b");
+        assert!(!is_account_id("12345678901\n") && !is_account_id("1234567890123") && is_account_id("000000000000"));
+    }
 
     fn agent() -> AgentClient {
         AgentClient::new("http://a/v1/credentials".into(), "http://b/v1/credentials".into(), Duration::from_secs(1))

@@ -42,11 +42,17 @@ impl Agent {
     /// Answers `expected_token` with credentials whose `AccessKeyId` is `access_key_id` (use a
     /// distinct one per agent to tell them apart on the wire).
     pub fn start(expected_token: &str, access_key_id: &str) -> Agent {
+        Agent::accepting(&[expected_token], access_key_id)
+    }
+
+    /// Answers any of `tokens` (as the real agent answers every pod of the cluster).
+    pub fn accepting(tokens: &[&str], access_key_id: &str) -> Agent {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let shared = requests.clone();
-        let (token, key) = (expected_token.to_string(), access_key_id.to_string());
+        let tokens: Vec<String> = tokens.iter().map(|t| t.to_string()).collect();
+        let key = access_key_id.to_string();
         let server = stand_in::serve(move |req| {
-            let reply = answer(&req, &token, &key);
+            let reply = answer(&req, &tokens, &key);
             let record = AgentRequest {
                 method: req.method().to_string(),
                 path: req.uri().path().to_string(),
@@ -84,7 +90,7 @@ pub fn refused_url() -> String {
     stand_in::refused_url(PATH)
 }
 
-fn answer(req: &Request<Bytes>, token: &str, key: &str) -> Reply {
+fn answer(req: &Request<Bytes>, tokens: &[String], key: &str) -> Reply {
     if req.uri().path() != PATH {
         let body = json!({"code": "NotFound", "message": format!("no route for {}", req.uri().path())});
         return stand_in::json(StatusCode::NOT_FOUND, &body);
@@ -94,7 +100,7 @@ fn answer(req: &Request<Bytes>, token: &str, key: &str) -> Reply {
         return stand_in::json(StatusCode::METHOD_NOT_ALLOWED, &body);
     }
     let presented = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if presented != Some(token) {
+    if !presented.is_some_and(|p| tokens.iter().any(|t| t == p)) {
         let body = json!({"code": "AccessDeniedException", "message": "invalid or missing service account token"});
         return stand_in::json(StatusCode::UNAUTHORIZED, &body);
     }
