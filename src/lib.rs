@@ -37,5 +37,9 @@ pub mod pb {
 
 /// The name this provider reports in `Version` and in its user agent.
 pub const RUNTIME_NAME: &str = "csi-provider-aws";
+/// The stack of every runtime thread. Bounded recursion (jmesPath, YAML, JSON) needs far less
+/// (see `jmes::MAX_OPERATORS`); the margin over tokio's 2 MiB default costs only address space.
+pub const WORKER_STACK_BYTES: usize = 8 * 1024 * 1024;
+
 /// The crate version, reported in `Version` and in the user agent.
 pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
