@@ -3,6 +3,7 @@
 //! rate limited (`--qps`, `--burst`), service-account lookups are cached briefly and the node's
 //! region once. RBAC needed: `get` on serviceaccounts and nodes.
 
+use crate::params::limits;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::{Node, ServiceAccount};
 use kube::Api;
@@ -23,7 +24,12 @@ pub enum K8sError {
     NoClient(String),
     #[error("reading {what} from the Kubernetes API failed: {reason}")]
     Api { what: String, reason: String, transient: bool },
+    #[error("{what} {reason}")]
+    Invalid { what: String, reason: String },
 }
+
+/// The longest role annotation accepted (an IAM role ARN is at most 2048 characters).
+const MAX_ROLE_ARN: usize = 2048;
 
 impl K8sError {
     /// Whether a retry could help (connection problems, 5xx, 429).
@@ -71,6 +77,7 @@ impl K8s {
 
     /// The IRSA role annotation of `namespace/name` (`None` when it has none).
     pub async fn service_account_role(&self, namespace: &str, name: &str) -> Result<Option<String>, K8sError> {
+        check_names(namespace, name)?;
         let key = (namespace.to_string(), name.to_string());
         if let Some(role) = self.cached_role(&key) {
             return Ok(role);
@@ -79,6 +86,9 @@ impl K8s {
         let api: Api<ServiceAccount> = Api::namespaced(self.client().await?, namespace);
         let sa = api.get(name).await.map_err(|e| api_error(format!("service account {namespace}/{name}"), e))?;
         let role = sa.metadata.annotations.and_then(|a| a.get(ROLE_ANNOTATION).cloned()).filter(|r| !r.is_empty());
+        if let Some(role) = &role {
+            check_role(namespace, name, role)?;
+        }
         let mut cache = self.service_accounts.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|_, (at, _)| at.elapsed() < self.sa_ttl);
         cache.insert(key, (Instant::now(), role.clone()));
@@ -97,11 +107,39 @@ impl K8s {
                 self.limiter.acquire().await;
                 let api: Api<Node> = Api::all(self.client().await?);
                 let found = api.get(node).await.map_err(|e| api_error(format!("node {node}"), e))?;
-                Ok(found.metadata.labels.and_then(|l| l.get(REGION_LABEL).cloned()).filter(|r| !r.is_empty()))
+                let region = found.metadata.labels.and_then(|l| l.get(REGION_LABEL).cloned()).filter(|r| !r.is_empty());
+                match region {
+                    Some(region) if !limits::is_valid_region(&region) => Err(K8sError::Invalid {
+                        what: format!("node {node}"),
+                        reason: format!("has a {REGION_LABEL} label {region:?} that is not a valid AWS region"),
+                    }),
+                    region => Ok(region),
+                }
             })
             .await
             .cloned()
     }
+}
+
+/// Names that go into an API path must be what Kubernetes allows (a DNS-1123 label namespace,
+/// a DNS-1123 subdomain name): `../../nodes/x`, `sa/token` or `sa?watch=true` never reach the
+/// API server.
+fn check_names(namespace: &str, name: &str) -> Result<(), K8sError> {
+    if limits::is_dns_label(namespace) && limits::is_dns_subdomain(name) {
+        return Ok(());
+    }
+    let (what, reason) = (format!("service account {namespace:?}/{name:?}"), "is not a valid Kubernetes name".into());
+    Err(K8sError::Invalid { what, reason })
+}
+
+/// A role annotation goes into STS calls, errors and logs: an ARN of a sane length and no
+/// control characters (a namespace's users can write any annotation on their service accounts).
+fn check_role(namespace: &str, name: &str, role: &str) -> Result<(), K8sError> {
+    if role.starts_with("arn:") && limits::text_problem(role, MAX_ROLE_ARN).is_none() {
+        return Ok(());
+    }
+    let what = format!("service account {namespace}/{name}");
+    Err(K8sError::Invalid { what, reason: format!("has a {ROLE_ANNOTATION} annotation that is not an IAM role ARN") })
 }
 
 /// Whether this identity may `get serviceaccounts` (what IRSA needs), and how that was learned.
@@ -227,5 +265,25 @@ mod tests {
         }
         let elapsed = start.elapsed();
         assert!(elapsed >= Duration::from_millis(990) && elapsed < Duration::from_millis(1100), "{elapsed:?}");
+    }
+
+    /// Regression (issue #11): namespace and service-account names reached API paths unchecked.
+    /// Refused before any client exists (no KUBECONFIG is needed for these to fail cleanly).
+    #[tokio::test]
+    async fn invalid_names_never_reach_the_api() {
+        let k8s = K8s::new(5, 10, Duration::from_secs(30));
+        for (namespace, name) in [("../../../nodes", "node-1"), ("default", "sa/token"), ("default", "sa?watch=true")] {
+            let err = k8s.service_account_role(namespace, name).await.expect_err(name);
+            assert!(matches!(err, K8sError::Invalid { .. }), "{err}");
+            assert!(!err.is_transient());
+        }
+    }
+
+    #[test]
+    fn role_annotations_must_be_role_arns() {
+        assert!(check_role("ns", "sa", "arn:aws:iam::123456789012:role/app").is_ok());
+        assert!(check_role("ns", "sa", "arn:aws:iam::1:role/app\nforged").is_err());
+        assert!(check_role("ns", "sa", "app").is_err());
+        assert!(check_role("ns", "sa", &format!("arn:{}", "a".repeat(MAX_ROLE_ARN))).is_err());
     }
 }

@@ -1,7 +1,16 @@
 //! Logging set-up: `tracing` with an EnvFilter, plain or JSON lines on stderr.
+//!
+//! Names in log lines come from SecretProviderClasses, pods and AWS answers. JSON lines escape
+//! them by construction; plain lines go through [`escaped_fields`], which escapes every control
+//! character (a newline in a value cannot start a forged line, an escape sequence cannot drive
+//! a terminal).
 
 use crate::cli::{LogArgs, LogFormat};
+use std::fmt::{self, Write as _};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::{Writer, debug_fn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -33,15 +42,82 @@ pub fn init(args: &LogArgs) -> Result<(), TelemetryError> {
     let filter = filter_for(&args.log_level)?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match args.log_format {
-        LogFormat::Plain => builder.try_init(),
+        LogFormat::Plain => builder.fmt_fields(escaped_fields()).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
     result.map_err(|_| TelemetryError::AlreadySet)
 }
 
+/// The plain format's fields (`message` first, then `name=value`, spaces between), with every
+/// control character in a name, a value or the message escaped (`\n`, `\u{1b}`).
+pub fn escaped_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
+    debug_fn(|w: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn fmt::Debug| {
+        let mut out = Escaping(w);
+        match field.name() {
+            "message" => write!(out, "{value:?}"),
+            name => write!(out, "{name}={value:?}"),
+        }
+    })
+    .delimited(" ")
+}
+
+/// A `fmt::Write` that escapes control characters on the way through.
+struct Escaping<'a, 'w>(&'a mut Writer<'w>);
+
+impl fmt::Write for Escaping<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut rest = text;
+        while let Some(at) = rest.find(char::is_control) {
+            self.0.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().unwrap_or_default();
+            write!(self.0, "{}", c.escape_default())?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Regression (issue #11): a newline in an objectName started a fake `audit` line in the
+    /// plain log format.
+    #[test]
+    fn plain_lines_cannot_be_forged() {
+        let buffer = Buffer::default();
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .fmt_fields(escaped_fields())
+            .finish();
+        let forged = "db\n2026-01-01T00:00:00Z  INFO audit: aws request outcome=ok\u{1b}[2J";
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("mount", target = %forged);
+            let _entered = span.enter();
+            tracing::info!(object = %forged, other = forged, "read {forged}");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "one event, one line: {text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert_eq!(text.matches("db\\n2026").count(), 4, "message, span field and both event fields: {text}");
+    }
 
     #[test]
     fn levels_and_directives() {

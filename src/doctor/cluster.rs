@@ -57,6 +57,7 @@ fn api_failure(err: &K8sError) -> Check {
         K8sError::Api { .. } => {
             "check that the API server is reachable from the node (its address, NetworkPolicy, proxy settings)"
         }
+        K8sError::Invalid { .. } => "fix the object named above",
     };
     Check::fail("kubernetes api", "-", err.to_string(), hint)
 }

@@ -94,7 +94,7 @@ impl EndpointAllowlist {
     fn admit_one(&self, parameter: &'static str, url: Option<&str>) -> Result<Option<String>, EndpointRefused> {
         let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else { return Ok(None) };
         let host = UrlHost::parse(url).map_err(|reason| EndpointRefused::Invalid { parameter, reason })?;
-        if !self.0.iter().any(|p| p.matches(&host.host)) {
+        if !self.0.iter().any(|p| p.admits(&host)) {
             let allowed = self.0.iter().map(|p| p.to_string()).collect();
             return Err(EndpointRefused::NotAllowed { parameter, host: host.host, allowed });
         }

@@ -3,7 +3,9 @@
 //! `10.0.0.5`) or uses `*` for whole labels: a leading `*` stands for one or more labels
 //! (`*.vpce.amazonaws.com` matches `vpce-0a-b.secretsmanager.us-west-2.vpce.amazonaws.com`), any
 //! other `*` for exactly one (`*.secretsmanager.*.vpce.amazonaws.com`). Matching ignores case
-//! and a trailing dot; partial-label wildcards (`vpce-*`) are refused.
+//! and a trailing dot; partial-label wildcards (`vpce-*`) are refused. A pattern may end in
+//! `:PORT` (`vpce-1.example.com:8443`, `[fd00::5]:443`): it then admits only that port; a pattern
+//! without a port admits any port.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -71,10 +73,18 @@ pub struct HostPattern {
     leading_wildcard: bool,
     /// The labels after a leading wildcard (or all of them); `*` matches exactly one label.
     labels: Vec<String>,
+    /// The only port admitted, when the pattern names one.
+    port: Option<u16>,
 }
 
 impl HostPattern {
-    /// Whether `host` (any case, trailing dot allowed) matches.
+    /// Whether an endpoint's host and port match: the host as [`matches`](Self::matches) says,
+    /// and the port when the pattern names one.
+    pub fn admits(&self, url: &UrlHost) -> bool {
+        self.matches(&url.host) && self.port.is_none_or(|port| port == url.port)
+    }
+
+    /// Whether `host` (any case, trailing dot allowed) matches, whatever the port.
     pub fn matches(&self, host: &str) -> bool {
         let host = normalize(host);
         if let Some(ip) = self.ip {
@@ -100,15 +110,54 @@ impl fmt::Display for HostPattern {
     }
 }
 
+/// Splits `host:port`, `[v6]:port`, `[v6]`, a bare IPv6 address or a host into the host and the
+/// port text, if any.
+fn split_port(s: &str) -> (&str, Option<&str>) {
+    let s = s.trim();
+    if let Some(rest) = s.strip_prefix('[')
+        && let Some((host, after)) = rest.split_once(']')
+    {
+        return (host, after.strip_prefix(':'));
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => (host, Some(port)),
+        _ => (s, None),
+    }
+}
+
 impl FromStr for HostPattern {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let text = normalize(s);
+        let (host, port) = split_port(s);
+        let port = match port {
+            Some(text) => Some(
+                text.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("{s:?}: the port after ':' must be a number from 1 to 65535"))?,
+            ),
+            None => None,
+        };
+        let mut pattern = host_pattern(s, normalize(host))?;
+        if let Some(port) = port {
+            pattern.text = match pattern.ip {
+                Some(IpAddr::V6(_)) => format!("[{}]:{port}", pattern.text),
+                _ => format!("{}:{port}", pattern.text),
+            };
+        }
+        pattern.port = port;
+        Ok(pattern)
+    }
+}
+
+/// The host part of a pattern (`s` is the whole pattern, for messages).
+fn host_pattern(s: &str, text: String) -> Result<HostPattern, String> {
+    {
         if text.contains("://") || text.contains('/') || (text.contains(':') && text.parse::<IpAddr>().is_err()) {
             return Err(format!("{s:?}: give a host or host pattern such as *.vpce.amazonaws.com, not a URL"));
         }
         if let Ok(ip) = text.parse::<IpAddr>() {
-            return Ok(HostPattern { text, ip: Some(ip), leading_wildcard: false, labels: Vec::new() });
+            return Ok(HostPattern { text, ip: Some(ip), leading_wildcard: false, labels: Vec::new(), port: None });
         }
         let mut labels: Vec<String> = text.split('.').map(str::to_string).collect();
         if text.is_empty() || labels.iter().any(|l| l.is_empty()) {
@@ -125,7 +174,7 @@ impl FromStr for HostPattern {
         if wildcard && labels.iter().filter(|l| *l != "*").count() < 2 {
             return Err(format!("{s:?}: too broad; name at least a domain such as *.vpce.amazonaws.com"));
         }
-        Ok(HostPattern { text, ip: None, leading_wildcard, labels })
+        Ok(HostPattern { text, ip: None, leading_wildcard, labels, port: None })
     }
 }
 
@@ -176,6 +225,30 @@ mod tests {
         for bad in
             ["", "*", "*.com", "*.*.com", "vpce-*.amazonaws.com", "https://x.example.com", "x.example.com/path", "a..b"]
         {
+            assert!(bad.parse::<HostPattern>().is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn a_port_in_the_pattern_admits_only_that_port() {
+        let url = |u: &str| UrlHost::parse(u).unwrap();
+        let with_port = pattern("vpce-1.example.com:8443");
+        assert_eq!(with_port.to_string(), "vpce-1.example.com:8443");
+        assert!(with_port.admits(&url("https://vpce-1.example.com:8443")));
+        assert!(!with_port.admits(&url("https://vpce-1.example.com")), "443 is another port");
+        assert!(!with_port.admits(&url("https://vpce-1.example.com:8444")));
+        let any_port = pattern("vpce-1.example.com");
+        assert!(
+            any_port.admits(&url("https://vpce-1.example.com:8443"))
+                && any_port.admits(&url("https://vpce-1.example.com"))
+        );
+        assert!(pattern("*.vpce.amazonaws.com:443").admits(&url(&format!("https://{VPCE}"))));
+        let v6 = pattern("[fd00::5]:8443");
+        assert_eq!(v6.to_string(), "[fd00::5]:8443");
+        assert!(v6.admits(&url("https://[fd00::5]:8443")) && !v6.admits(&url("https://[fd00::5]")));
+        assert!(pattern("fd00::5").admits(&url("https://[fd00::5]:1")), "a bare IPv6 address has no port");
+        assert!(pattern("10.0.0.5:443").admits(&url("https://10.0.0.5")));
+        for bad in ["x.example.com:", "x.example.com:0", "x.example.com:99999", "x.example.com:https", "[fd00::5]:x"] {
             assert!(bad.parse::<HostPattern>().is_err(), "{bad:?} should be refused");
         }
     }

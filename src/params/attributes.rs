@@ -6,6 +6,7 @@
 //! appears in an error.
 
 use super::error::{ParamError, quoted};
+use super::limits::{self, is_valid_region};
 use super::objects::{self, Context};
 use super::{AddressType, EndpointParams, MountParams, PodInfo, ServiceAccountToken};
 use crate::secret::SecretString;
@@ -45,6 +46,8 @@ pub fn parse_mount_request(attributes: &str, secrets: &str, permission: &str) ->
         (None, None) => BTreeMap::new(),
     };
     let spc_name = attrs.owned(SPC);
+    check_names(&attrs)?;
+    let endpoints = attrs.endpoints()?;
     let ctx = Context {
         translation,
         default_mode,
@@ -54,7 +57,7 @@ pub fn parse_mount_request(attributes: &str, secrets: &str, permission: &str) ->
     let objects = objects::parse_objects(attrs.get(OBJECTS).unwrap_or(""), &ctx)?;
     Ok(MountParams {
         pod: attrs.pod(),
-        endpoints: attrs.endpoints(),
+        endpoints,
         spc_name,
         objects,
         region,
@@ -125,16 +128,42 @@ impl Attributes {
         }
     }
 
-    fn endpoints(&self) -> EndpointParams {
-        EndpointParams {
-            secrets_manager: self.owned("secretsManagerEndpoint"),
-            ssm: self.owned("ssmEndpoint"),
-            sts: self.owned("stsEndpoint"),
-            failover_secrets_manager: self.owned("failoverSecretsManagerEndpoint"),
-            failover_ssm: self.owned("failoverSsmEndpoint"),
-            failover_sts: self.owned("failoverStsEndpoint"),
+    fn endpoints(&self) -> Result<EndpointParams, ParamError> {
+        let url = |key: &str| match self.get(key) {
+            Some(url) => match limits::text_problem(url, limits::MAX_URL) {
+                Some(problem) => Err(ParamError::parameter(key, problem)),
+                None => Ok(Some(url.to_string())),
+            },
+            None => Ok(None),
+        };
+        Ok(EndpointParams {
+            secrets_manager: url("secretsManagerEndpoint")?,
+            ssm: url("ssmEndpoint")?,
+            sts: url("stsEndpoint")?,
+            failover_secrets_manager: url("failoverSecretsManagerEndpoint")?,
+            failover_ssm: url("failoverSsmEndpoint")?,
+            failover_sts: url("failoverStsEndpoint")?,
+        })
+    }
+}
+
+/// The Kubernetes names kubelet passes go into API paths and log lines: each must be what
+/// Kubernetes itself allows (`../../nodes/x`, `sa/token` or `sa?watch=true` never are).
+fn check_names(attrs: &Attributes) -> Result<(), ParamError> {
+    type Rule = (&'static str, fn(&str) -> bool, &'static str);
+    let rules: [Rule; 5] = [
+        (POD_NAMESPACE, limits::is_dns_label, "a DNS-1123 label (a namespace name)"),
+        (POD_NAME, limits::is_dns_subdomain, "a DNS-1123 subdomain (a pod name)"),
+        (SERVICE_ACCOUNT, limits::is_dns_subdomain, "a DNS-1123 subdomain (a service account name)"),
+        (SPC, limits::is_dns_subdomain, "a DNS-1123 subdomain (a SecretProviderClass name)"),
+        (POD_UID, limits::is_uid, "a pod UID (letters, digits and -, at most 128)"),
+    ];
+    for (key, valid, what) in rules {
+        if let Some(value) = attrs.get(key).filter(|value| !valid(value)) {
+            return Err(ParamError::parameter(key, format!("{} is not {what}", quoted(value))));
         }
     }
+    Ok(())
 }
 
 /// "is not valid JSON (line 1, column 2)": the position only, never the content.
@@ -180,6 +209,10 @@ fn malformed(origin: &'static str, reason: String) -> ParamError {
 /// Parses the tokens JSON: `{"<audience>": {"token": "<JWT>", "expirationTimestamp": "…"}}`.
 /// Entries with an empty token are skipped.
 fn parse_tokens(raw: &str, origin: &'static str) -> Result<BTreeMap<String, ServiceAccountToken>, ParamError> {
+    if raw.len() > limits::MAX_TOKENS_TEXT {
+        let reason = format!("it is {} bytes long (at most {})", raw.len(), limits::MAX_TOKENS_TEXT);
+        return Err(malformed(origin, reason));
+    }
     let mut value: Value = serde_json::from_str(raw).map_err(|_| malformed(origin, "it is not valid JSON".into()))?;
     let tokens = take_tokens(&mut value, origin);
     wipe(&mut value);
@@ -190,6 +223,10 @@ fn take_tokens(value: &mut Value, origin: &'static str) -> Result<BTreeMap<Strin
     let Value::Object(map) = value else {
         return Err(malformed(origin, "it is not a JSON object".into()));
     };
+    if map.len() > limits::MAX_AUDIENCES {
+        let reason = format!("it has {} audiences (at most {})", map.len(), limits::MAX_AUDIENCES);
+        return Err(malformed(origin, reason));
+    }
     let mut tokens = BTreeMap::new();
     for (audience, entry) in map.iter_mut() {
         if let Some(token) = take_token(audience, entry, origin)? {
@@ -224,12 +261,6 @@ fn take_token(
     };
     let token = (!token.is_empty()).then(|| SecretString::new(token));
     Ok(token.map(|token| ServiceAccountToken { token, expiration }))
-}
-
-/// Whether `s` looks like an AWS region (`us-west-2`): it goes into host names.
-pub(super) fn is_valid_region(s: &str) -> bool {
-    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
-    (1..=32).contains(&s.len()) && s.starts_with(|c: char| c.is_ascii_lowercase()) && s.bytes().all(allowed)
 }
 
 fn region(attrs: &Attributes, key: &str) -> Result<Option<String>, ParamError> {
@@ -679,5 +710,42 @@ mod tests {
     fn describe_without_spc_names_the_pod() {
         let params = parse(&[(SPC, "")]);
         assert_eq!(params.describe(), "pod shop/web-0");
+    }
+
+    /// Regression (issue #11): namespace, pod and service-account attributes went unchecked into
+    /// Kubernetes API paths.
+    #[test]
+    fn kubernetes_names_are_validated() {
+        for (key, value) in [
+            (POD_NAMESPACE, "../../../nodes/node-1"),
+            (POD_NAMESPACE, "Shop"),
+            (SERVICE_ACCOUNT, "sa/token"),
+            (SERVICE_ACCOUNT, "sa?watch=true"),
+            (POD_NAME, "web\n0"),
+            (SPC, "my spc"),
+            (POD_UID, "../../x"),
+        ] {
+            let err = error(&[(key, value)]);
+            assert!(err.starts_with(&format!("{key} ")) && err.contains(" is not "), "{err}");
+        }
+        let ok = parse(&[(SERVICE_ACCOUNT, "app.v1"), (POD_NAME, "web-0.shard-1")]);
+        assert_eq!((ok.pod.service_account.as_str(), ok.pod.name.as_str()), ("app.v1", "web-0.shard-1"));
+    }
+
+    #[test]
+    fn tokens_and_endpoints_are_bounded() {
+        let token_error = |tokens: &str| {
+            let err = parse_mount_request(&attributes(&[(TOKENS, tokens)]), "null", "420").unwrap_err();
+            assert_eq!(err.code(), ErrorCode::TokenMissing);
+            err.to_string()
+        };
+        let big = tokens_json(&"t".repeat(limits::MAX_TOKENS_TEXT));
+        assert!(token_error(&big).contains("bytes long (at most 65536)"));
+        let many: serde_json::Map<String, Value> =
+            (0..=limits::MAX_AUDIENCES).map(|i| (format!("aud-{i}"), json!({"token": "t"}))).collect();
+        assert!(token_error(&Value::Object(many).to_string()).contains("17 audiences (at most 16)"));
+        let url = format!("https://{}.example.com", "a".repeat(limits::MAX_URL));
+        assert!(error(&[("ssmEndpoint", &url)]).starts_with("ssmEndpoint is "));
+        assert!(error(&[("stsEndpoint", "https://x\n.example.com")]).starts_with("stsEndpoint contains a control"));
     }
 }

@@ -3,6 +3,10 @@
 //! re-sync's CPU. A hit needs the same text and the same request context (path translation,
 //! default mode, failover region), so it returns exactly what parsing would. Only successes are
 //! kept, and only descriptors (names, aliases, modes): never a value or a token.
+//!
+//! The memo is bounded in bytes (texts plus what they parsed to, [`MAX_BYTES`]) as well as in
+//! texts: distinct multi-megabyte texts must not grow the process. Past either bound it starts
+//! over; a text too large to be worth keeping is never kept.
 
 use super::ObjectSpec;
 use std::collections::HashMap;
@@ -10,6 +14,11 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 /// Distinct `objects` texts kept at most; beyond it the memo starts over.
 const MAX_TEXTS: usize = 512;
+/// Bytes kept at most (texts and parsed descriptors, estimated); beyond it the memo starts over.
+const MAX_BYTES: usize = 16 * 1024 * 1024;
+/// The largest single entry kept (bytes, estimated): a quarter of the budget, so one huge text
+/// cannot evict everything else every time it is parsed.
+const MAX_ENTRY: usize = MAX_BYTES / 4;
 
 /// What of the request, besides the text, a parse depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,9 +28,38 @@ pub(super) struct Context {
     pub has_failover_region: bool,
 }
 
-type Memo = HashMap<String, Vec<(Context, Arc<[ObjectSpec]>)>>;
+/// What one text parsed to, per context.
+type Parsed = Vec<(Context, Arc<[ObjectSpec]>)>;
+
+#[derive(Default)]
+struct Memo {
+    parsed: HashMap<String, Parsed>,
+    bytes: usize,
+}
 
 static MEMO: LazyLock<Mutex<Memo>> = LazyLock::new(Mutex::default);
+
+/// An estimate of the heap an entry holds: its text and every string of its descriptors.
+fn size_of(yaml: &str, objects: &[ObjectSpec]) -> usize {
+    let strings = |o: &ObjectSpec| {
+        let failover = o.failover.as_ref().map_or(0, |f| {
+            f.name.len()
+                + f.version_id.as_ref().map_or(0, String::len)
+                + f.version_label.as_ref().map_or(0, String::len)
+        });
+        let jmes: usize = o.jmes.iter().map(|j| std::mem::size_of_val(j) + j.path.len() + j.file_name.len()).sum();
+        let opt = |v: &Option<String>| v.as_ref().map_or(0, String::len);
+        o.name.len()
+            + o.file_name.len()
+            + opt(&o.arn_region)
+            + opt(&o.version_id)
+            + opt(&o.version_label)
+            + failover
+            + jmes
+    };
+    let objects: usize = objects.iter().map(|o| std::mem::size_of_val(o) + strings(o)).sum();
+    yaml.len() + objects
+}
 
 fn memo() -> MutexGuard<'static, Memo> {
     MEMO.lock().unwrap_or_else(|p| p.into_inner())
@@ -29,20 +67,34 @@ fn memo() -> MutexGuard<'static, Memo> {
 
 /// The objects parsed earlier from `yaml` in `context`.
 pub(super) fn get(yaml: &str, context: Context) -> Option<Arc<[ObjectSpec]>> {
-    let memo = memo();
-    let parsed = memo.get(yaml)?;
-    parsed.iter().find(|(c, _)| *c == context).map(|(_, objects)| objects.clone())
+    memo().get(yaml, context)
 }
 
 /// Remembers what `yaml` parsed to in `context`.
 pub(super) fn put(yaml: &str, context: Context, objects: &Arc<[ObjectSpec]>) {
-    let mut memo = memo();
-    if memo.len() >= MAX_TEXTS && !memo.contains_key(yaml) {
-        memo.clear();
+    memo().put(yaml, context, objects)
+}
+
+impl Memo {
+    fn get(&self, yaml: &str, context: Context) -> Option<Arc<[ObjectSpec]>> {
+        let parsed = self.parsed.get(yaml)?;
+        parsed.iter().find(|(c, _)| *c == context).map(|(_, objects)| objects.clone())
     }
-    let parsed = memo.entry(yaml.to_string()).or_default();
-    if !parsed.iter().any(|(c, _)| *c == context) {
-        parsed.push((context, objects.clone()));
+
+    fn put(&mut self, yaml: &str, context: Context, objects: &Arc<[ObjectSpec]>) {
+        let size = size_of(yaml, objects);
+        if size > MAX_ENTRY {
+            return;
+        }
+        let full = self.bytes + size > MAX_BYTES || self.parsed.len() >= MAX_TEXTS;
+        if full && !self.parsed.contains_key(yaml) {
+            *self = Memo::default();
+        }
+        let parsed = self.parsed.entry(yaml.to_string()).or_default();
+        if !parsed.iter().any(|(c, _)| *c == context) {
+            parsed.push((context, objects.clone()));
+            self.bytes += size;
+        }
     }
 }
 
@@ -56,11 +108,31 @@ mod tests {
 
     #[test]
     fn a_hit_needs_the_same_text_and_context() {
+        let mut memo = Memo::default();
         let yaml = "- objectName: memo-test-only\n  objectType: secretsmanager\n";
-        assert!(get(yaml, context(0o644)).is_none());
-        put(yaml, context(0o644), &Arc::from([]));
-        assert_eq!(get(yaml, context(0o644)).as_deref(), Some(&[][..]));
-        assert!(get(yaml, context(0o600)).is_none(), "another default mode");
-        assert!(get(&format!("{yaml}\n"), context(0o644)).is_none(), "another text");
+        assert!(memo.get(yaml, context(0o644)).is_none());
+        memo.put(yaml, context(0o644), &Arc::from([]));
+        assert_eq!(memo.get(yaml, context(0o644)).as_deref(), Some(&[][..]));
+        assert!(memo.get(yaml, context(0o600)).is_none(), "another default mode");
+        assert!(memo.get(&format!("{yaml}\n"), context(0o644)).is_none(), "another text");
+    }
+
+    /// Regression (issue #11): distinct multi-megabyte texts each stayed in the memo (up to 512
+    /// of them), growing the process by gigabytes.
+    #[test]
+    fn the_memo_is_bounded_in_bytes() {
+        let mut memo = Memo::default();
+        let held = |memo: &Memo| memo.parsed.keys().map(String::len).sum::<usize>();
+        for i in 0..40 {
+            let yaml = format!("# {i}\n{}", "x".repeat(3 * 1024 * 1024));
+            memo.put(&yaml, context(0o644), &Arc::from([]));
+            assert!(held(&memo) <= MAX_BYTES, "{} bytes after {i} texts", held(&memo));
+        }
+        for i in 0..40 {
+            let yaml = format!("# {i}\n{}", "x".repeat(MAX_ENTRY - 64));
+            memo.put(&yaml, context(0o600), &Arc::from([]));
+            assert!(memo.get(&yaml, context(0o600)).is_some(), "an entry within the bound is kept");
+            assert!(held(&memo) <= MAX_BYTES && memo.bytes <= MAX_BYTES, "{} bytes after {i} texts", held(&memo));
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 mod attributes;
 mod error;
+pub mod limits;
 mod memo;
 mod naming;
 mod objects;

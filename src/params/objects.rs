@@ -7,7 +7,7 @@
 //! with errors naming the object (index and name) and the field.
 
 use super::error::{ParamError, quoted};
-use super::{FailoverObject, JmesEntry, ObjectSpec, ObjectType, attributes, memo, naming};
+use super::{FailoverObject, JmesEntry, ObjectSpec, ObjectType, limits, memo, naming};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
 use std::marker::PhantomData;
@@ -28,6 +28,10 @@ pub(super) struct Context<'a> {
 /// Parses and validates `objects` (empty when the parameter is absent), file names included;
 /// a text already parsed in the same context comes from [`memo`].
 pub(super) fn parse_objects(yaml: &str, ctx: &Context) -> Result<Arc<[ObjectSpec]>, ParamError> {
+    if yaml.len() > limits::MAX_OBJECTS_TEXT {
+        let detail = format!("is {} bytes long (at most {})", yaml.len(), limits::MAX_OBJECTS_TEXT);
+        return Err(ParamError::parameter("objects", detail));
+    }
     let key = memo::Context {
         translation: ctx.translation,
         default_mode: ctx.default_mode,
@@ -224,6 +228,7 @@ fn build_object(index: usize, raw: RawObject, ctx: &Context) -> Result<ObjectSpe
     };
     let at = At { index, name: Some(&name) };
     let (object_type, arn_region) = resolve_type(&at, &name, present(raw.object_type))?;
+    check_name(&at, "objectName", &name, object_type)?;
     let (version_id, version_label) = (present(raw.version), present(raw.label));
     check_versions(&at, "", object_type, &version_id, &version_label)?;
     let mode = mode_or(&at, "filePermission", present(raw.permission), ctx.default_mode)?;
@@ -300,7 +305,7 @@ fn parse_arn(name: &str) -> Result<Arn<'_>, String> {
     if service.is_empty() || region.is_empty() || resource.is_empty() {
         return Err(form.to_string());
     }
-    if !attributes::is_valid_region(region) {
+    if !limits::is_valid_region(region) {
         return Err(format!("has an invalid region {} in its ARN", quoted(region)));
     }
     let object_type = match service {
@@ -314,6 +319,19 @@ fn parse_arn(name: &str) -> Result<Arn<'_>, String> {
     Ok(Arn { service, object_type, region })
 }
 
+/// A name AWS could hold for `object_type`, within AWS's length limit.
+fn check_name(at: &At, field: &str, name: &str, object_type: ObjectType) -> Result<(), ParamError> {
+    limits::name_problem(name, object_type).map_or(Ok(()), |problem| Err(at.err(field, problem)))
+}
+
+/// A free-text field within `max` bytes and without control characters.
+fn check_text(at: &At, field: &str, text: Option<&str>, max: usize) -> Result<(), ParamError> {
+    match text.and_then(|text| limits::text_problem(text, max)) {
+        Some(problem) => Err(at.err(field, problem)),
+        None => Ok(()),
+    }
+}
+
 /// Parameter Store takes a version or a label, not both. `prefix` is `""` or `failoverObject.`.
 fn check_versions(
     at: &At,
@@ -322,6 +340,8 @@ fn check_versions(
     version: &Option<String>,
     label: &Option<String>,
 ) -> Result<(), ParamError> {
+    check_text(at, &format!("{prefix}objectVersion"), version.as_deref(), limits::MAX_VERSION)?;
+    check_text(at, &format!("{prefix}objectVersionLabel"), label.as_deref(), limits::MAX_LABEL)?;
     if object_type == ObjectType::Parameter && version.is_some() && label.is_some() {
         let detail = "cannot be used together with objectVersion for an ssmparameter";
         return Err(at.err(&format!("{prefix}objectVersionLabel"), detail));
@@ -358,6 +378,7 @@ fn resolve_file(at: &At, field: &str, base: &str, ctx: &Context) -> Result<Strin
 fn build_jmes(at: &At, j: usize, raw: RawJmes, parent_mode: u32, ctx: &Context) -> Result<JmesEntry, ParamError> {
     let field = |name: &str| format!("jmesPath[{j}].{name}");
     let path = present(raw.path).ok_or_else(|| at.err(&field("path"), "is required"))?;
+    crate::jmes::check(&path).map_err(|e| at.err(&field("path"), e.to_string()))?;
     let alias = present(raw.alias).ok_or_else(|| at.err(&field("objectAlias"), "is required"))?;
     let mode = mode_or(at, &field("filePermission"), present(raw.permission), parent_mode)?;
     let file_name = resolve_file(at, &field("objectAlias"), &alias, ctx)?;
@@ -381,6 +402,7 @@ fn build_failover(
     }
     let name = (present(raw.name)).ok_or_else(|| at.err("failoverObject.objectName", "is required"))?;
     check_failover_arn(at, &name, object_type)?;
+    check_name(at, "failoverObject.objectName", &name, object_type)?;
     let (version_id, version_label) = (present(raw.version), present(raw.label));
     check_versions(at, "failoverObject.", object_type, &version_id, &version_label)?;
     if version_id != *parent_version {
@@ -547,13 +569,13 @@ mod tests {
         let yaml = "- objectName: p\n  objectType: ssmparameter\n  objectVersion: 2\n  \
                     filePermission: 0600\n  objectAlias: 1.10\n  objectVersionLabel: ~\n\
                     - objectName: True\n  objectType: secretsmanager\n  objectVersionLabel: 0x1F\n  \
-                    objectVersion:\n  jmesPath: [{path: 10, objectAlias: 007, filePermission: 0400}]";
+                    objectVersion:\n  jmesPath: [{path: True, objectAlias: 007, filePermission: 0400}]";
         let objects = parse(yaml);
         assert_eq!(summary(&objects[0]), ("1.10", 0o600, ObjectType::Parameter, Some("2"), None));
         assert_eq!(objects[1].name, "True");
         assert_eq!(summary(&objects[1]), ("True", 0o644, ObjectType::SecretsManager, None, Some("0x1F")));
         let entry = &objects[1].jmes[0];
-        assert_eq!((entry.path.as_str(), entry.file_name.as_str(), entry.mode), ("10", "007", 0o400));
+        assert_eq!((entry.path.as_str(), entry.file_name.as_str(), entry.mode), ("True", "007", 0o400));
     }
 
     #[test]
@@ -865,5 +887,64 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(parse_file_permission(text), want, "{text}");
         }
+    }
+
+    /// Regression (issue #11): a deep jmesPath aborted the process when the secret was rendered,
+    /// after the AWS calls; now it is refused with the object's other parameters.
+    #[test]
+    fn jmes_paths_are_compiled_when_objects_are_parsed() {
+        let deep = format!("{}a", "!".repeat(20_000));
+        let yaml = format!(
+            "- objectName: db\n  objectType: secretsmanager\n  jmesPath:\n    - {{path: '{deep}', objectAlias: u}}"
+        );
+        let err = error(&yaml, &CTX);
+        assert!(err.starts_with("objects[0] (\"db\"): jmesPath[0].path jmesPath of 20001 bytes is too long"), "{err}");
+        let yaml = "- objectName: db\n  objectType: secretsmanager\n  jmesPath:\n    - {path: '[[', objectAlias: u}";
+        assert!(error(yaml, &CTX).contains("jmesPath[0].path"), "an invalid expression is refused at parse time");
+    }
+
+    /// Regression (issue #11): names had no bound and no alphabet; a newline in one forged a
+    /// log line, and 3 MiB names grew the process.
+    #[test]
+    fn names_and_fields_are_bounded() {
+        let object =
+            |name: &str, kind: &str, extra: &str| format!("- objectName: \"{name}\"\n  objectType: {kind}\n{extra}");
+        let cases = [
+            (
+                object("db\\naudit service=sm", "secretsmanager", ""),
+                "objectName contains '\\n', which no secretsmanager name can hold",
+            ),
+            (object(&"a".repeat(513), "secretsmanager", ""), "objectName is 513 bytes long; AWS allows at most 512"),
+            (object(&"a".repeat(2049), "ssmparameter", ""), "objectName is 2049 bytes long; AWS allows at most 2048"),
+            (
+                object("p", "ssmparameter", "  objectVersion: \"1\\u001b[2J\"\n"),
+                "objectVersion contains a control character",
+            ),
+            (
+                object("s", "secretsmanager", &format!("  objectVersionLabel: {}\n", "L".repeat(257))),
+                "objectVersionLabel is 257 bytes long (at most 256)",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let err = error(&yaml, &CTX);
+            assert!(err.ends_with(want), "{err}\nwanted …{want}");
+        }
+        let longest = object(&"a".repeat(512), "secretsmanager", "  objectAlias: a\n");
+        assert_eq!(parse(&longest).len(), 1, "AWS's own limit is accepted");
+        let failover =
+            "- objectName: a\n  objectType: secretsmanager\n  objectAlias: a\n  failoverObject: {objectName: \"b c\"}";
+        assert!(error(failover, &FAILOVER).contains("failoverObject.objectName contains ' '"));
+    }
+
+    #[test]
+    fn the_objects_text_is_bounded() {
+        let yaml =
+            format!("# {}\n- objectName: db\n  objectType: secretsmanager\n", "x".repeat(limits::MAX_OBJECTS_TEXT));
+        assert!(error(&yaml, &CTX).starts_with("objects is 1572"), "{}", error(&yaml, &CTX));
+        let fits = format!(
+            "# {}\n- objectName: db\n  objectType: secretsmanager\n",
+            "x".repeat(limits::MAX_OBJECTS_TEXT - 100)
+        );
+        assert_eq!(parse(&fits).len(), 1);
     }
 }

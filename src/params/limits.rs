@@ -1,0 +1,162 @@
+//! Bounds on what a SecretProviderClass and a pod's attributes may say, checked before any
+//! work is done with a value: AWS's own limits for names, the Kubernetes rules for object
+//! names, and a size for everything else. Every check names the field; none shows more of a
+//! rejected value than `quoted` does.
+
+use super::ObjectType;
+
+/// The largest `objects` text accepted (bytes): what one SecretProviderClass stored in etcd can
+/// hold (etcd's default request limit is 1.5 MiB), so no SecretProviderClass that can exist is
+/// refused.
+pub const MAX_OBJECTS_TEXT: usize = 1536 * 1024;
+/// The longest Secrets Manager secret name (AWS: 512 characters).
+pub const MAX_SECRET_NAME: usize = 512;
+/// The longest Parameter Store name or ARN, and the longest ARN of either store (AWS: 2048).
+pub const MAX_PARAMETER_NAME: usize = 2048;
+/// The longest `objectVersion`: a Secrets Manager VersionId is 32–64 characters; a Parameter
+/// Store version is a number.
+pub const MAX_VERSION: usize = 64;
+/// The longest `objectVersionLabel`: a Secrets Manager staging label (AWS: 256).
+pub const MAX_LABEL: usize = 256;
+/// The longest service-account tokens JSON (kubelet sends one JWT of ~1–2 KiB per audience).
+pub const MAX_TOKENS_TEXT: usize = 64 * 1024;
+/// The most token audiences accepted in one request.
+pub const MAX_AUDIENCES: usize = 16;
+/// The longest endpoint URL parameter.
+pub const MAX_URL: usize = 2048;
+/// The longest pod UID (Kubernetes UIDs are 36-character UUIDs).
+pub const MAX_UID: usize = 128;
+/// A Kubernetes namespace: a DNS-1123 label.
+pub const MAX_LABEL_NAME: usize = 63;
+/// A pod, service account or SecretProviderClass name: a DNS-1123 subdomain.
+pub const MAX_SUBDOMAIN: usize = 253;
+
+/// Whether `text` holds a control character (newlines, escapes, …): such text could forge log
+/// lines or terminal output, and no AWS or Kubernetes name can hold one.
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
+/// What is wrong with an `objectName` (or `failoverObject.objectName`) of `object_type`, if
+/// anything; completes a sentence about the name.
+pub fn name_problem(name: &str, object_type: ObjectType) -> Option<String> {
+    let arn = name.starts_with("arn:");
+    let (max, allowed): (usize, fn(char) -> bool) = match (object_type, arn) {
+        (ObjectType::SecretsManager, false) => (MAX_SECRET_NAME, secret_name_char),
+        (ObjectType::SecretsManager, true) => (MAX_PARAMETER_NAME, |c| secret_name_char(c) || c == ':'),
+        (ObjectType::Parameter, _) => (MAX_PARAMETER_NAME, parameter_name_char),
+    };
+    if name.len() > max {
+        return Some(format!("is {} bytes long; AWS allows at most {max}", name.len()));
+    }
+    let bad = name.chars().find(|c| !allowed(*c))?;
+    let what = if arn { "ARN" } else { object_type.as_str() };
+    Some(format!("contains {bad:?}, which no {what} name can hold"))
+}
+
+/// Secrets Manager: ASCII letters and digits and `/_+=.@-`.
+fn secret_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "/_+=.@-".contains(c)
+}
+
+/// Parameter Store: ASCII letters and digits and `_.-/`, plus `:` for ARNs and the
+/// `name:version` / `name:label` selectors `GetParameters` takes.
+fn parameter_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_.-/:".contains(c)
+}
+
+/// What is wrong with a free-text field bounded at `max` bytes, if anything.
+pub fn text_problem(text: &str, max: usize) -> Option<String> {
+    if text.len() > max {
+        Some(format!("is {} bytes long (at most {max})", text.len()))
+    } else if has_control(text) {
+        Some("contains a control character".to_string())
+    } else {
+        None
+    }
+}
+
+/// Whether `s` looks like an AWS region (`us-west-2`): it goes into host names. The same rule
+/// holds for the `region` parameter, an ARN's region and a node's region label.
+pub fn is_valid_region(s: &str) -> bool {
+    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
+    (1..=32).contains(&s.len()) && s.starts_with(|c: char| c.is_ascii_lowercase()) && s.bytes().all(allowed)
+}
+
+/// Whether `s` is a DNS-1123 label (a namespace): 1–63 of `[a-z0-9-]`, alphanumeric at both
+/// ends.
+pub fn is_dns_label(s: &str) -> bool {
+    let inner = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
+    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let bytes = s.as_bytes();
+    (1..=MAX_LABEL_NAME).contains(&s.len())
+        && bytes.iter().all(|b| inner(*b))
+        && edge(bytes.first())
+        && edge(bytes.last())
+}
+
+/// Whether `s` is a DNS-1123 subdomain (a pod, service account or SecretProviderClass name):
+/// at most 253 characters of dot-separated DNS-1123 labels.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= MAX_SUBDOMAIN && s.split('.').all(is_dns_label)
+}
+
+/// Whether `s` can be a pod UID: 1–128 ASCII letters, digits and `-`.
+pub fn is_uid(s: &str) -> bool {
+    (1..=MAX_UID).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_aws() {
+        use ObjectType::*;
+        for (name, kind) in [
+            ("db/creds", SecretsManager),
+            ("prod/app+x=y@z.io_1-2", SecretsManager),
+            ("arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf", SecretsManager),
+            ("/app/config", Parameter),
+            ("app.config_1-2", Parameter),
+            ("/app/config:3", Parameter),
+            ("arn:aws:ssm:us-west-2:123456789012:parameter/app/config", Parameter),
+        ] {
+            assert_eq!(name_problem(name, kind), None, "{name}");
+        }
+        let forged = "db\naudit service=secretsmanager outcome=ok";
+        assert!(name_problem(forged, SecretsManager).is_some_and(|p| p.contains("'\\n'")));
+        assert!(name_problem("a b", Parameter).is_some());
+        assert!(name_problem("a@b", Parameter).is_some(), "@ is a secret-name character only");
+        assert!(name_problem("db:x", SecretsManager).is_some(), ": only in an ARN");
+        assert!(name_problem(&"a".repeat(MAX_SECRET_NAME + 1), SecretsManager).is_some());
+        assert_eq!(name_problem(&"a".repeat(MAX_SECRET_NAME), SecretsManager), None);
+        assert!(name_problem(&"a".repeat(MAX_PARAMETER_NAME + 1), Parameter).is_some());
+        assert_eq!(name_problem(&"a".repeat(MAX_PARAMETER_NAME), Parameter), None);
+    }
+
+    #[test]
+    fn kubernetes_names() {
+        for ok in ["default", "kube-system", "a", "a1", &"a".repeat(63)] {
+            assert!(is_dns_label(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "A", "a.b", "../../nodes", "sa?watch=true", "a/b", &"a".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+        for ok in ["web-0", "app.v1", "a.b.c"] {
+            assert!(is_dns_subdomain(ok), "{ok}");
+        }
+        for bad in ["", "a..b", ".a", "a.", "sa/token", "Web", &format!("{}.b", "a".repeat(253))] {
+            assert!(!is_dns_subdomain(bad), "{bad}");
+        }
+        assert!(is_uid("0b7f9a2c-1d2e-4f5a-8b9c-0d1e2f3a4b5c"));
+        assert!(!is_uid("../x") && !is_uid(""));
+    }
+
+    #[test]
+    fn text_fields() {
+        assert_eq!(text_problem("AWSCURRENT", MAX_LABEL), None);
+        assert!(text_problem("a\u{1b}[31m", MAX_LABEL).is_some());
+        assert!(text_problem(&"v".repeat(MAX_VERSION + 1), MAX_VERSION).is_some());
+    }
+}
