@@ -84,7 +84,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
         "csi-provider-aws serving"
     );
     let service = ProviderService::new(Arc::new(mounter), metrics);
-    socket.serve(service, server::signal(1), server::signal(2), args.shutdown_grace_period.0, ready).await?;
+    let grace = args.shutdown_grace_period.0;
+    socket.serve(service, server::signal(1), server::signal(2), grace, args.max_connections, ready).await?;
     tracing::info!("stopped");
     Ok(())
 }

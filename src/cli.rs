@@ -61,6 +61,11 @@ pub struct ServeArgs {
     /// How long in-flight mounts may run after SIGTERM; a second signal aborts.
     #[arg(long, env = "CSI_PROVIDER_AWS_SHUTDOWN_GRACE_PERIOD", default_value = "10s")]
     pub shutdown_grace_period: Dur,
+    /// Most connections open on the socket at once (the driver keeps one); more wait in the
+    /// listen backlog until one closes.
+    #[arg(long, env = "CSI_PROVIDER_AWS_MAX_CONNECTIONS", default_value_t = 128,
+          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
+    pub max_connections: usize,
     /// Endpoint override, `SERVICE[@REGION]=URL` (services: secretsmanager, ssm, sts). Repeatable.
     #[arg(long = "endpoint", env = "CSI_PROVIDER_AWS_ENDPOINT", value_delimiter = ',')]
     pub endpoints: Vec<EndpointFlag>,

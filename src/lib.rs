@@ -13,6 +13,7 @@ pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod codes;
+pub mod connections;
 pub mod doctor;
 pub mod fetch;
 pub mod identity;

@@ -4,21 +4,25 @@
 
 use crate::admin::Readiness;
 use crate::authority::AuthorityFix;
+use crate::connections;
 use crate::pb::csi_driver_provider_server::CsiDriverProviderServer;
 use crate::service::ProviderService;
 use futures::TryStreamExt;
 use std::future::Future;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UnixListener;
-use tokio_stream::wrappers::UnixListenerStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot create the socket directory {path}: {source}")]
     Directory { path: PathBuf, source: std::io::Error },
+    #[error(
+        "the socket directory {path} is writable by group or others (mode {mode:04o}) without the sticky bit: another user could replace the socket; make it owner-writable only (chmod go-w) or sticky"
+    )]
+    UnsafeDirectory { path: PathBuf, mode: u32 },
     #[error("{path} exists and is not a socket; refusing to replace it")]
     NotASocket { path: PathBuf },
     #[error("another provider is already serving on {path}")]
@@ -41,20 +45,26 @@ pub struct Socket {
 }
 
 impl Socket {
-    /// Binds `<dir>/<name>.sock`, replacing a stale socket. The socket is bound under a
-    /// temporary name, made owner-only, then renamed into place, so it is never reachable with
-    /// looser permissions.
+    /// Binds `<dir>/<name>.sock`, replacing a stale socket. The socket is bound inside a fresh
+    /// owner-only (0700) directory made next to it, made owner-only itself, then renamed into
+    /// place: from the moment it exists nobody else can connect to it. (On Linux a `fchmod` of a
+    /// socket descriptor does not change the file's mode, so binding in place would leave a
+    /// window with the umask's mode.) A directory that others may write to is refused unless it
+    /// is sticky: they could replace the socket.
     pub fn bind(dir: &Path, name: &str) -> Result<Socket, ServerError> {
         std::fs::create_dir_all(dir).map_err(|source| ServerError::Directory { path: dir.to_path_buf(), source })?;
+        check_directory(dir)?;
         let path = dir.join(format!("{name}.sock"));
         remove_stale(&path)?;
-        let temp = dir.join(format!(".{name}.sock.{}", std::process::id()));
-        let _ = std::fs::remove_file(&temp);
         let bind_err = |source| ServerError::Bind { path: path.clone(), source };
-        let listener = UnixListener::bind(&temp).map_err(bind_err)?;
-        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
-        std::fs::rename(&temp, &path).map_err(bind_err)?;
-        Ok(Socket { path, listener })
+        let private = dir.join(format!(".{name}.sock.{}.d", std::process::id()));
+        let _ = std::fs::remove_dir_all(&private);
+        std::fs::DirBuilder::new().mode(0o700).create(&private).map_err(bind_err)?;
+        let temp = private.join("s");
+        let bound = bind_private(&temp, &path);
+        let _ = std::fs::remove_file(&temp);
+        let _ = std::fs::remove_dir(&private);
+        Ok(Socket { listener: bound.map_err(bind_err)?, path })
     }
 
     pub fn path(&self) -> &Path {
@@ -68,11 +78,12 @@ impl Socket {
         shutdown: impl Future<Output = ()>,
         abort: impl Future<Output = ()>,
         grace: Duration,
+        max_connections: usize,
         ready: Arc<Readiness>,
     ) -> Result<(), ServerError> {
         let Socket { path, listener } = self;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let incoming = UnixListenerStream::new(listener).map_ok(AuthorityFix::new);
+        let incoming = connections::bounded(listener, max_connections).map_ok(AuthorityFix::new);
         let server = tonic::transport::Server::builder()
             .add_service(CsiDriverProviderServer::new(service))
             .serve_with_incoming_shutdown(incoming, async {
@@ -100,6 +111,24 @@ impl Socket {
             }
         }
     }
+}
+
+/// Binds `temp` (inside the private directory), makes it owner-only and moves it to `path`.
+fn bind_private(temp: &Path, path: &Path) -> std::io::Result<UnixListener> {
+    let listener = UnixListener::bind(temp)?;
+    std::fs::set_permissions(temp, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(temp, path)?;
+    Ok(listener)
+}
+
+/// Refuses a socket directory writable by group or others unless it has the sticky bit.
+fn check_directory(dir: &Path) -> Result<(), ServerError> {
+    let meta = std::fs::metadata(dir).map_err(|source| ServerError::Directory { path: dir.to_path_buf(), source })?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(ServerError::UnsafeDirectory { path: dir.to_path_buf(), mode });
+    }
+    Ok(())
 }
 
 fn finish(path: &Path, result: Result<(), tonic::transport::Error>) -> Result<(), ServerError> {
@@ -150,5 +179,28 @@ mod tests {
         assert!(matches!(Socket::bind(dir.path(), "aws"), Err(ServerError::InUse { .. })));
         std::fs::write(dir.path().join("x.sock"), b"").expect("write");
         assert!(matches!(Socket::bind(dir.path(), "x"), Err(ServerError::NotASocket { .. })));
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("list").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(leftovers.len(), 2, "only aws.sock and x.sock: no private directory left behind: {leftovers:?}");
+    }
+
+    /// Regression (issue #11): a socket directory others may write to let them replace the
+    /// socket; it is refused unless sticky (as /tmp is).
+    #[tokio::test]
+    async fn a_directory_others_may_write_is_refused_unless_sticky() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (mode, refused) in
+            [(0o777, true), (0o775, true), (0o757, true), (0o1777, false), (0o755, false), (0o700, false)]
+        {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let result = Socket::bind(dir.path(), "aws");
+            assert_eq!(matches!(result, Err(ServerError::UnsafeDirectory { .. })), refused, "{mode:o}");
+            if let Ok(socket) = result {
+                let socket_mode = std::fs::metadata(socket.path()).expect("stat").permissions().mode() & 0o777;
+                assert_eq!(socket_mode, 0o600, "{mode:o}");
+                let _ = std::fs::remove_file(socket.path());
+            }
+        }
+        let message = check_directory(Path::new("/nonexistent-dir-for-test")).map_err(|e| e.to_string());
+        assert!(message.is_err());
     }
 }

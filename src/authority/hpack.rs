@@ -6,7 +6,7 @@ use fluke_hpack::decoder::DecoderError;
 
 /// Largest header block (input fragment, or re-encoded output) handled; larger ones are passed
 /// through so that h2 rejects them itself.
-pub(super) const MAX_BLOCK: usize = 1 << 20;
+pub(super) const MAX_BLOCK: usize = 64 * 1024;
 
 /// The HPACK dynamic table limit the client may use: h2's (and so tonic's) default
 /// `SETTINGS_HEADER_TABLE_SIZE`, which the server never changes.

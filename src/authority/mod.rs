@@ -14,7 +14,7 @@
 //!   `host[:port]` becomes `localhost`; and the block is re-encoded with literals that are never
 //!   indexed, so h2's HPACK table stays empty and cannot diverge from the client's. Padding is
 //!   dropped, PRIORITY fields and END_STREAM kept;
-//! - anything unexpected (bad preface, undecodable block, a block over 1 MiB) stops rewriting for
+//! - anything unexpected (bad preface, undecodable block, a block over 64 KiB) stops rewriting for
 //!   the rest of the connection and passes the client's bytes through unchanged, so h2 reports
 //!   its own protocol error.
 //!
