@@ -516,8 +516,19 @@ async fn a_provider_killed_in_the_middle_of_a_resync_leaves_the_old_set_and_the_
     let leftovers = interrupted.expect("three kills all landed after the write had finished");
     assert!(leftovers.iter().any(|name| is_set_dir(name)), "a half-written set is left: {leftovers:?}");
 
-    // A fresh provider's next re-sync writes the new set whole and removes the leftovers.
+    // A fresh provider re-syncing content equal to the set in place writes nothing: the pod's
+    // view stays exactly, whatever was left beside it.
+    let kept = SetView::read(&target);
+    let old = generation_of(&kept).expect("a complete set");
+    put_secret(&moto, "big", &big_value(old)).await;
     let provider = local_provider(&aws.url()).start_on(&node);
+    ok(mount_at(&provider, &target, &attributes, None).await, &provider);
+    let unchanged = SetView::read(&target);
+    assert_eq!((&unchanged.data, &unchanged.files, &unchanged.visible), (&kept.data, &kept.files, &kept.visible));
+
+    // The next re-sync with new content writes the new set whole and removes the leftovers.
+    generation += 1;
+    put_secret(&moto, "big", &big_value(generation)).await;
     ok(mount_at(&provider, &target, &attributes, None).await, &provider);
     let repaired = SetView::read(&target);
     assert_eq!(generation_of(&repaired), Ok(generation), "the new set, complete");
