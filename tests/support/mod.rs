@@ -16,10 +16,14 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod aws_stub;
 pub mod kube;
+pub mod node;
 pub mod proxy;
+pub mod raw_grpc;
 pub mod recorder;
 pub mod stand_in;
+pub mod switch;
 pub mod tls;
 pub mod world;
 
