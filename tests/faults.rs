@@ -517,7 +517,7 @@ async fn a_provider_killed_in_the_middle_of_a_resync_leaves_the_old_set_and_the_
     assert!(leftovers.iter().any(|name| is_set_dir(name)), "a half-written set is left: {leftovers:?}");
 
     // A fresh provider re-syncing content equal to the set in place writes nothing: the pod's
-    // view stays exactly, whatever was left beside it.
+    // view stays exactly, and what the killed write left beside it is removed.
     let kept = SetView::read(&target);
     let old = generation_of(&kept).expect("a complete set");
     put_secret(&moto, "big", &big_value(old)).await;
@@ -525,6 +525,7 @@ async fn a_provider_killed_in_the_middle_of_a_resync_leaves_the_old_set_and_the_
     ok(mount_at(&provider, &target, &attributes, None).await, &provider);
     let unchanged = SetView::read(&target);
     assert_eq!((&unchanged.data, &unchanged.files, &unchanged.visible), (&kept.data, &kept.files, &kept.visible));
+    assert!(unchanged.other.is_empty(), "the next mount repairs leftovers: {:?}", unchanged.other);
 
     // The next re-sync with new content writes the new set whole and removes the leftovers.
     generation += 1;

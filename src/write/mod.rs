@@ -97,6 +97,9 @@ pub fn write_known(target: &Path, files: &[OutFile], known: &KnownSets) -> Resul
         && current::changed_paths(set, files).is_empty()
     {
         visible::sync(target, &names)?;
+        // Not known to this process (a restart, or a set written by another writer): a writer
+        // killed mid-write may have left a half-written set beside this one.
+        visible::remove_old_dirs(target, &name);
         known.remember(target, name, files);
         return Ok(WriteOutcome::Unchanged);
     }
