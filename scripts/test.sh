@@ -26,6 +26,7 @@ STEPS=(
   chart
   deploy-drift
   shellcheck
+  security-doc
   e2e
 )
 
@@ -115,6 +116,13 @@ step_shellcheck() {
     ! -name '*.go' ! -name '*.yaml' ! -name '*.json' ! -name '*.md' -print0)
   log "shellcheck $(shellcheck --version | sed -n 's/^version: //p'): ${#files[@]} files"
   shellcheck -x "${files[@]}"
+}
+
+# SECURITY.md is true to the code: every file it names exists and every test it names is a
+# function in src/ or tests/. Instant.
+step_security-doc() {
+  need_tool python3 "Python 3" || return
+  python3 scripts/check_security_doc.py SECURITY.md
 }
 
 # The kind suite (tests/e2e/run.sh): runs where Docker and kind are, prints why and passes
