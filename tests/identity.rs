@@ -506,3 +506,24 @@ async fn irsa_refuses_attributes_that_disagree_with_the_token() {
     assert!(w.rec.calls().is_empty(), "no STS exchange, no read: {:#?}", w.rec.calls());
     assert!(w.kube.all_requests().is_empty(), "not even the service account was read");
 }
+
+/// Regression (issue #11): the node's region label went into endpoint host names unchecked,
+/// unlike the `region` parameter. A label that is not a region is refused with the node named.
+#[tokio::test]
+async fn a_node_region_label_that_is_not_a_region_is_refused() {
+    let Some(w) = World::start() else { return };
+    w.kube.service_account("default", "app-sa", Some(role("app").as_str()));
+    w.kube.node("node-1", &[(REGION_LABEL, "evil.example.com/x")]);
+    let provider =
+        w.provider().env_remove("AWS_REGION").env_remove("AWS_DEFAULT_REGION").env("NODE_NAME", "node-1").start();
+    let token = jwt("system:serviceaccount:default:app-sa", IRSA_AUDIENCE);
+    let attributes = without(
+        &pod_attrs("pod-a", "app-sa", &secret_object("db"), Some(&tokens(&[(IRSA_AUDIENCE, &token)])), &[]),
+        "region",
+    );
+    let status = expect_err(mount(&provider, "pod-a", &attributes).await, &provider);
+    let message = status.message();
+    assert!(message.starts_with("InvalidParameters: "), "{message}");
+    assert!(message.contains("node node-1") && message.contains("not a valid AWS region"), "{message}");
+    assert!(w.rec.calls().is_empty(), "no AWS call: {:#?}", w.rec.calls());
+}
