@@ -286,8 +286,16 @@ impl ProviderBuilder {
         std::fs::create_dir_all(&pods).expect("kubelet pods dir");
         let socket = providers.join(format!("{}.sock", flag_value(&self.args, "--provider-name").unwrap_or("aws")));
 
+        let mut provider = self.spawn(self.default_args(dir.path()), dir, socket);
+        provider.wait_socket();
+        provider
+    }
+
+    /// Runs the binary with `first` and then the test's flags, the hermetic environment and the
+    /// test's variables, logging into `dir`.
+    pub(crate) fn spawn(&self, first: Vec<String>, dir: TempDir, socket: PathBuf) -> Provider {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_csi-provider-aws"));
-        cmd.args(self.default_args(dir.path())).args(&self.args);
+        cmd.args(first).args(&self.args);
         hermetic_env(&mut cmd, dir.path(), &self.moto_url);
         for (key, value) in &self.env {
             match value {
@@ -298,9 +306,7 @@ impl ProviderBuilder {
         let log_path = dir.path().join("provider.log");
         cmd.stdin(Stdio::null()).stdout(log_file(&log_path)).stderr(log_file(&log_path));
         let child = cmd.spawn().expect("spawn csi-provider-aws");
-        let mut provider = Provider { child, dir, socket };
-        provider.wait_socket();
-        provider
+        Provider { child, dir, socket }
     }
 
     /// Our defaults, each left out when the test passes that flag itself.

@@ -17,12 +17,12 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::{Provider, ProviderBuilder, hermetic_env, log_file};
+use super::{Provider, ProviderBuilder};
 
 /// A node's socket directory and kubelet root.
 pub struct Node {
@@ -72,23 +72,12 @@ impl ProviderBuilder {
     /// killed provider is there at once, but refuses them).
     pub fn start_on(self, node: &Node) -> Provider {
         let dir = tempfile::Builder::new().prefix("csi-").tempdir().expect("temp dir");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_csi-provider-aws"));
-        cmd.arg("--provider-volume").arg(node.providers()).arg("--kubelet-path").arg(node.kubelet());
+        let mut first = vec!["--provider-volume".to_string(), node.providers().display().to_string()];
+        first.extend(["--kubelet-path".to_string(), node.kubelet().display().to_string()]);
         if !super::has_flag(&self.args, "--log-level") {
-            cmd.args(["--log-level", "debug"]);
+            first.extend(["--log-level".to_string(), "debug".to_string()]);
         }
-        cmd.args(&self.args);
-        hermetic_env(&mut cmd, dir.path(), &self.moto_url);
-        for (key, value) in &self.env {
-            match value {
-                Some(v) => cmd.env(key, v),
-                None => cmd.env_remove(key),
-            };
-        }
-        let log_path = dir.path().join("provider.log");
-        cmd.stdin(Stdio::null()).stdout(log_file(&log_path)).stderr(log_file(&log_path));
-        let child = cmd.spawn().expect("spawn csi-provider-aws");
-        let mut provider = Provider { child, dir, socket: node.socket() };
+        let mut provider = self.spawn(first, dir, node.socket());
         provider.wait_serving();
         provider
     }
