@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Node, ServiceAccount};
 use kube::Api;
 use kube::api::PostParams;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
@@ -47,6 +47,10 @@ pub struct K8s {
     limiter: RateLimiter,
     sa_ttl: Duration,
     service_accounts: Mutex<HashMap<(String, String), CachedRole>>,
+    /// One gate per service account being looked up: concurrent first mounts of one service
+    /// account wait for a single GET instead of each sending one behind the rate limiter.
+    /// Entries live only while a lookup is in flight.
+    lookups: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
     node_region: OnceCell<Option<String>>,
 }
 
@@ -57,6 +61,7 @@ impl K8s {
             limiter: RateLimiter::new(qps, burst),
             sa_ttl,
             service_accounts: Mutex::new(HashMap::new()),
+            lookups: Mutex::new(HashMap::new()),
             node_region: OnceCell::new(),
         }
     }
@@ -82,6 +87,17 @@ impl K8s {
         if let Some(role) = self.cached_role(&key) {
             return Ok(role);
         }
+        let gate = LookupGate::enter(self, &key);
+        let _one_at_a_time = gate.gate.lock().await;
+        match self.cached_role(&key) {
+            Some(role) => Ok(role),
+            None => self.fetch_role(key.clone()).await,
+        }
+    }
+
+    /// GETs the service account (rate limited) and caches its role annotation.
+    async fn fetch_role(&self, key: (String, String)) -> Result<Option<String>, K8sError> {
+        let (namespace, name) = (&key.0, &key.1);
         self.limiter.acquire().await;
         let api: Api<ServiceAccount> = Api::namespaced(self.client().await?, namespace);
         let sa = api.get(name).await.map_err(|e| api_error(format!("service account {namespace}/{name}"), e))?;
@@ -140,6 +156,32 @@ fn check_role(namespace: &str, name: &str, role: &str) -> Result<(), K8sError> {
     }
     let what = format!("service account {namespace}/{name}");
     Err(K8sError::Invalid { what, reason: format!("has a {ROLE_ANNOTATION} annotation that is not an IAM role ARN") })
+}
+
+/// A place in the line for one service account's lookup; the last one out (finished or
+/// cancelled) removes the gate, so the map holds only lookups in flight.
+struct LookupGate<'a> {
+    k8s: &'a K8s,
+    key: (String, String),
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> LookupGate<'a> {
+    fn enter(k8s: &'a K8s, key: &(String, String)) -> Self {
+        let mut lookups = k8s.lookups.lock().unwrap_or_else(|p| p.into_inner());
+        let gate = lookups.entry(key.clone()).or_default().clone();
+        LookupGate { k8s, key: key.clone(), gate }
+    }
+}
+
+impl Drop for LookupGate<'_> {
+    fn drop(&mut self) {
+        let mut lookups = self.k8s.lookups.lock().unwrap_or_else(|p| p.into_inner());
+        // This place and the map's own: nobody else is waiting.
+        if Arc::strong_count(&self.gate) == 2 {
+            lookups.remove(&self.key);
+        }
+    }
 }
 
 /// Whether this identity may `get serviceaccounts` (what IRSA needs), and how that was learned.

@@ -527,3 +527,29 @@ async fn a_node_region_label_that_is_not_a_region_is_refused() {
     assert!(message.contains("node node-1") && message.contains("not a valid AWS region"), "{message}");
     assert!(w.rec.calls().is_empty(), "no AWS call: {:#?}", w.rec.calls());
 }
+
+/// Concurrent first mounts of pods of one service account share one service-account lookup:
+/// before, each sent its own GET behind the `--qps 5` limiter (500 pods of 10 service accounts
+/// made up to 297 GETs and waited up to a minute).
+#[tokio::test]
+async fn concurrent_first_mounts_of_one_service_account_make_one_lookup() {
+    let Some(w) = World::start() else { return };
+    w.kube.service_account("default", "app-sa", Some(role("app").as_str()));
+    w.secret(WEST, "shared-db", "v").await;
+    let provider = w.provider().start();
+    let pods: Vec<(String, String)> = (0..20)
+        .map(|i| {
+            let pod = format!("pod-{i}");
+            let token = format!("{}-{i}", jwt("system:serviceaccount:default:app-sa", IRSA_AUDIENCE));
+            let attributes =
+                pod_attrs(&pod, "app-sa", &secret_object("shared-db"), Some(&tokens(&[(IRSA_AUDIENCE, &token)])), &[]);
+            (pod, attributes)
+        })
+        .collect();
+    let mounts = pods.iter().map(|(pod, attributes)| mount(&provider, pod, attributes));
+    for result in futures::future::join_all(mounts).await {
+        expect_ok(result, &provider, &w.rec);
+    }
+    let sa_path = KubeApi::service_account_path("default", "app-sa");
+    assert_eq!(w.kube.requests(&sa_path), 1, "one GET for 20 concurrent pods: {:#?}", w.kube.all_requests());
+}
