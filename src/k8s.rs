@@ -38,6 +38,9 @@ impl K8sError {
     }
 }
 
+/// Held while one service account's lookup is in flight.
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
 /// A role annotation (or its absence) and when it was read.
 type CachedRole = (Instant, Option<String>);
 
@@ -50,7 +53,7 @@ pub struct K8s {
     /// One gate per service account being looked up: concurrent first mounts of one service
     /// account wait for a single GET instead of each sending one behind the rate limiter.
     /// Entries live only while a lookup is in flight.
-    lookups: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    lookups: Mutex<HashMap<(String, String), Gate>>,
     node_region: OnceCell<Option<String>>,
 }
 
@@ -163,7 +166,7 @@ fn check_role(namespace: &str, name: &str, role: &str) -> Result<(), K8sError> {
 struct LookupGate<'a> {
     k8s: &'a K8s,
     key: (String, String),
-    gate: Arc<tokio::sync::Mutex<()>>,
+    gate: Gate,
 }
 
 impl<'a> LookupGate<'a> {
