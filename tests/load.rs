@@ -629,12 +629,16 @@ impl Tally {
 
 /// A set read through one resolution of `..data`: the directory is opened once and every file
 /// opened relative to it, so all of them come from the same set (what an application that reads
-/// `..data/<file>` after resolving it gets).
+/// `..data/<file>` after resolving it gets). The reader pauses between files, so it is often
+/// still reading a set when the next one is swapped in and the old one removed.
 enum SetRead {
     Generation(u64),
     /// The set was replaced and removed while it was read.
     Gone,
 }
+
+/// The pause between two files of one set.
+const BETWEEN_FILES: Duration = Duration::from_millis(1);
 
 fn read_through_data(target: &Path) -> Result<SetRead, String> {
     let dir = match File::open(target.join("..data")) {
@@ -653,6 +657,7 @@ fn read_through_data(target: &Path) -> Result<SetRead, String> {
         let mut text = String::new();
         File::from(fd).read_to_string(&mut text).map_err(|e| format!("read ..data/{name}: {e}"))?;
         files.insert(name, text);
+        std::thread::sleep(BETWEEN_FILES);
     }
     check_set(&files).map(SetRead::Generation)
 }
@@ -673,7 +678,6 @@ fn reader(targets: Arc<Vec<PathBuf>>, tally: Arc<Tally>, stop: Arc<AtomicBool>) 
         while !stop.load(Ordering::Relaxed) {
             for (i, target) in targets.iter().enumerate() {
                 read_pod(i, target, &mut last_seen[i], &tally);
-                std::thread::sleep(Duration::from_millis(1));
             }
         }
     })
