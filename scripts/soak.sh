@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load and soak of the real provider (tests/load.rs, issue 11) against moto: 500 concurrent
+# Load and soak of the real provider (tests/load/, issue 11) against moto: 500 concurrent
 # mounts, then the soak (pods re-syncing while the values rotate in moto every few seconds and
 # readers check every read for one consistent set; RSS and descriptors sampled and flat).
 # Prints the figures and where they were written (<target>/tmp/load/*.md). Exits non-zero when

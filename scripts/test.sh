@@ -63,7 +63,7 @@ step_test() {
   cargo test
 }
 
-# The one-minute soak (tests/load.rs, `#[ignore]`d in `cargo test`; the 500 concurrent mounts
+# The one-minute soak (tests/load/, `#[ignore]`d in `cargo test`; the 500 concurrent mounts
 # of the same file ran in the test step): pods re-syncing while values rotate, readers checking
 # every read for one consistent set, RSS and descriptors flat. ~70 s once the test step built it.
 # `scripts/soak.sh` runs the ten-minute version.
