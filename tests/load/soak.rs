@@ -232,5 +232,19 @@ fn usage_figures(samples: &[(f64, Usage)]) -> String {
         mib(rss_q1),
         mib(rss_q4),
         mib(rss_margin_kib(rss_q1))
-    )
+    ) + &format!("\n- over time (max of each tenth): {}", tenths(samples))
+}
+
+/// The largest RSS and descriptor count of each tenth of the run.
+fn tenths(samples: &[(f64, Usage)]) -> String {
+    let size = samples.len().div_ceil(10).max(1);
+    let parts: Vec<String> = samples
+        .chunks(size)
+        .map(|chunk| {
+            let rss = chunk.iter().map(|(_, u)| u.rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+            let fds = chunk.iter().map(|(_, u)| u.fds).max().unwrap_or(0);
+            format!("{rss:.1} MiB/{fds}")
+        })
+        .collect();
+    parts.join(", ")
 }
