@@ -5,7 +5,7 @@
 # Prints the figures and where they were written (<target>/tmp/load/*.md). Exits non-zero when
 # a check fails.
 #
-#   scripts/soak.sh                   # 500 mounts, then a 10-minute soak (~12 minutes warm)
+#   scripts/soak.sh                   # 500 mounts, then a 10-minute soak (~11 minutes warm)
 #   SOAK_SECONDS=60 scripts/soak.sh   # the one-minute version
 #   scripts/soak.sh --soak-only       # the soak alone (CI: scripts/test.sh soak)
 #
