@@ -21,6 +21,7 @@ STEPS=(
   fmt
   clippy
   test
+  soak
   demo
   conformance
   chart
@@ -61,6 +62,15 @@ step_test() {
   need_tool cargo "Rust toolchain" || return
   ensure_venv # tests find moto_server through MOTO_SERVER
   cargo test
+}
+
+# The one-minute soak (tests/load/, `#[ignore]`d in `cargo test`; the 500 concurrent mounts
+# of the same file ran in the test step): pods re-syncing while values rotate, readers checking
+# every read for one consistent set, RSS and descriptors flat. ~70 s once the test step built it.
+# `scripts/soak.sh` runs the ten-minute version.
+step_soak() {
+  need_tool cargo "Rust toolchain" || return
+  SOAK_SECONDS="${SOAK_SECONDS:-60}" scripts/soak.sh --soak-only
 }
 
 # The README quick start itself (scripts/demo.sh: moto, a mount, a rotation past the cache TTL),
