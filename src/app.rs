@@ -30,7 +30,7 @@ pub struct Provider {
 /// Builds the provider from the flags and an injected environment lookup (which also holds the
 /// proxy variables: a malformed one stops the start).
 pub async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<Provider, ServerError> {
-    let cache = ValueCache::new(args.cache_ttl.0, args.cache_max_entries);
+    let cache = ValueCache::new(args.cache_ttl.0, args.cache_max_entries, args.cache_max_bytes.0);
     let metrics = Arc::new(Metrics::new(&cache.stats, args.metrics_secret_names));
     let settings = AwsSettings {
         endpoints: Endpoints::new(&args.endpoints, &env),
@@ -39,6 +39,7 @@ pub async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) ->
         calls: CallCounter::with_observer(metrics.clone()),
         network: NetworkSettings::new(&args.network, &env)?,
         audit: args.endpoint_policy.audit_log,
+        batch_get_secret_value: args.batch_get_secret_value,
     };
     let aws = AwsReader::new(settings);
     let k8s = Arc::new(K8s::new(args.qps, args.burst, SERVICE_ACCOUNT_CACHE_TTL));

@@ -1,6 +1,7 @@
 //! The value cache: values read from AWS, keyed by the proven identity that read them, the
 //! region, and the object and version asked for. A value is never served older than the TTL;
-//! the cache holds at most `max_entries`; evicted values are wiped (`SecretBytes` zeroizes on
+//! the cache holds at most `max_entries` values and at most `max_bytes` bytes of them (values,
+//! names and a fixed per-entry overhead); evicted values are wiped (`SecretBytes` zeroizes on
 //! drop). Two pods that proved the same identity share entries; no other sharing exists.
 
 use crate::aws::{Fetched, ReadItem};
@@ -23,6 +24,24 @@ pub struct CacheKey {
 struct Entry {
     fetched: Fetched,
     at: Instant,
+    /// What this entry counts against `max_bytes`.
+    bytes: usize,
+}
+
+/// Bytes counted per entry beyond its value and names: the map slot, the key's and value's
+/// headers and allocator rounding (measured order of magnitude, not exact).
+const ENTRY_OVERHEAD: usize = 256;
+
+/// What one entry counts against the byte bound.
+fn entry_bytes(key: &CacheKey, fetched: &Fetched) -> usize {
+    let item = &key.item;
+    let names = item.name.len()
+        + item.version_id.as_ref().map_or(0, String::len)
+        + item.version_label.as_ref().map_or(0, String::len)
+        + key.identity.len()
+        + key.region.len()
+        + fetched.version.len();
+    fetched.value.len() + names + ENTRY_OVERHEAD
 }
 
 /// Counters for metrics and tests (shared handles: clones count together).
@@ -39,18 +58,43 @@ pub struct CacheStats {
 pub struct ValueCache {
     ttl: Duration,
     max_entries: usize,
-    entries: Mutex<HashMap<CacheKey, Entry>>,
+    max_bytes: usize,
+    entries: Mutex<Entries>,
     pub stats: CacheStats,
 }
 
+/// The entries and the bytes they count.
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<CacheKey, Entry>,
+    bytes: usize,
+}
+
+impl Entries {
+    fn remove(&mut self, key: &CacheKey) -> Option<Entry> {
+        let entry = self.map.remove(key)?;
+        self.bytes -= entry.bytes;
+        Some(entry)
+    }
+
+    fn insert(&mut self, key: CacheKey, entry: Entry) {
+        self.bytes += entry.bytes;
+        if let Some(old) = self.map.insert(key, entry) {
+            self.bytes -= old.bytes;
+        }
+    }
+}
+
 impl ValueCache {
-    /// A cache serving values at most `ttl` old (`0` disables it), bounded by `max_entries`.
-    pub fn new(ttl: Duration, max_entries: usize) -> Self {
-        ValueCache { ttl, max_entries, entries: Mutex::new(HashMap::new()), stats: CacheStats::default() }
+    /// A cache serving values at most `ttl` old (`0` disables it), bounded by `max_entries`
+    /// values and `max_bytes` bytes.
+    pub fn new(ttl: Duration, max_entries: usize, max_bytes: usize) -> Self {
+        let entries = Mutex::new(Entries::default());
+        ValueCache { ttl, max_entries, max_bytes, entries, stats: CacheStats::default() }
     }
 
     pub fn enabled(&self) -> bool {
-        !self.ttl.is_zero() && self.max_entries > 0
+        !self.ttl.is_zero() && self.max_entries > 0 && self.max_bytes > 0
     }
 
     /// A value younger than the TTL, if cached.
@@ -59,12 +103,12 @@ impl ValueCache {
             return None;
         }
         let mut entries = self.lock();
-        let found = match entries.get(key) {
+        let found = match entries.map.get(key) {
             Some(e) if e.at.elapsed() < self.ttl => Some(e.fetched.clone()),
             Some(_) => {
                 entries.remove(key);
                 self.stats.evictions.inc();
-                self.stats.entries.set(entries.len() as i64);
+                self.stats.entries.set(entries.map.len() as i64);
                 None
             }
             None => None,
@@ -75,40 +119,58 @@ impl ValueCache {
     }
 
     /// Stores a value read at `at` (the start of the read, so its age is never understated).
+    /// A value larger than the whole byte bound is not cached.
     pub fn put(&self, key: CacheKey, fetched: Fetched, at: Instant) {
-        if !self.enabled() {
+        let bytes = entry_bytes(&key, &fetched);
+        if !self.enabled() || bytes > self.max_bytes {
             return;
         }
         let mut entries = self.lock();
-        if entries.len() >= self.max_entries && !entries.contains_key(&key) {
-            self.make_room(&mut entries);
-        }
-        entries.insert(key, Entry { fetched, at });
-        self.stats.entries.set(entries.len() as i64);
+        entries.remove(&key);
+        self.make_room(&mut entries, bytes);
+        entries.insert(key, Entry { fetched, at, bytes });
+        self.stats.entries.set(entries.map.len() as i64);
     }
 
     /// Entries currently held.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().map.len()
+    }
+
+    /// Bytes the held entries count against `max_bytes`.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Drops expired entries, then the oldest if still full.
-    fn make_room(&self, entries: &mut HashMap<CacheKey, Entry>) {
-        let before = entries.len();
-        entries.retain(|_, e| e.at.elapsed() < self.ttl);
-        if entries.len() >= self.max_entries
-            && let Some(oldest) = entries.iter().min_by_key(|(_, e)| e.at).map(|(k, _)| k.clone())
-        {
-            entries.remove(&oldest);
-        }
-        self.stats.evictions.inc_by((before - entries.len()) as u64);
+    /// Whether `incoming` more bytes (one more entry) fit within both bounds.
+    fn fits(&self, entries: &Entries, incoming: usize) -> bool {
+        entries.map.len() < self.max_entries && entries.bytes + incoming <= self.max_bytes
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Entry>> {
+    /// Makes room for one entry of `incoming` bytes: drops expired entries, then the oldest
+    /// until it fits.
+    fn make_room(&self, entries: &mut Entries, incoming: usize) {
+        if self.fits(entries, incoming) {
+            return;
+        }
+        let before = entries.map.len();
+        let ttl = self.ttl;
+        entries.map.retain(|_, e| e.at.elapsed() < ttl);
+        entries.bytes = entries.map.values().map(|e| e.bytes).sum();
+        while !self.fits(entries, incoming) {
+            let Some(oldest) = entries.map.iter().min_by_key(|(_, e)| e.at).map(|(k, _)| k.clone()) else {
+                break;
+            };
+            entries.remove(&oldest);
+        }
+        self.stats.evictions.inc_by((before - entries.map.len()) as u64);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -135,7 +197,7 @@ mod tests {
 
     #[test]
     fn entries_never_cross_identities() {
-        let cache = ValueCache::new(Duration::from_secs(60), 10);
+        let cache = ValueCache::new(Duration::from_secs(60), 10, 1 << 20);
         cache.put(key("role-a", "db"), value("a"), Instant::now());
         assert_eq!(cache.get(&key("role-a", "db")).map(|f| f.value), Some(SecretBytes::from("a")));
         assert_eq!(cache.get(&key("role-b", "db")), None);
@@ -145,18 +207,18 @@ mod tests {
 
     #[test]
     fn values_expire_after_the_ttl_and_zero_disables() {
-        let cache = ValueCache::new(Duration::from_millis(50), 10);
+        let cache = ValueCache::new(Duration::from_millis(50), 10, 1 << 20);
         cache.put(key("r", "db"), value("a"), Instant::now() - Duration::from_millis(60));
         assert_eq!(cache.get(&key("r", "db")), None, "older than the TTL");
         assert!(cache.is_empty(), "the expired entry is evicted");
-        let off = ValueCache::new(Duration::ZERO, 10);
+        let off = ValueCache::new(Duration::ZERO, 10, 1 << 20);
         off.put(key("r", "db"), value("a"), Instant::now());
         assert_eq!(off.get(&key("r", "db")), None);
     }
 
     #[test]
     fn the_bound_evicts_the_oldest() {
-        let cache = ValueCache::new(Duration::from_secs(60), 2);
+        let cache = ValueCache::new(Duration::from_secs(60), 2, 1 << 20);
         let now = Instant::now();
         cache.put(key("r", "a"), value("a"), now - Duration::from_secs(2));
         cache.put(key("r", "b"), value("b"), now - Duration::from_secs(1));
@@ -165,5 +227,40 @@ mod tests {
         assert_eq!(cache.get(&key("r", "a")), None);
         assert!(cache.get(&key("r", "c")).is_some());
         assert_eq!(cache.stats.evictions.get(), 1);
+    }
+
+    fn sized(v: usize) -> Fetched {
+        Fetched { value: SecretBytes::from(vec![7u8; v]), version: "1".into() }
+    }
+
+    #[test]
+    fn the_byte_bound_evicts_the_oldest_until_the_new_value_fits() {
+        let one = entry_bytes(&key("r", "a"), &sized(64 * 1024));
+        let cache = ValueCache::new(Duration::from_secs(60), 1000, 3 * one);
+        let now = Instant::now();
+        for (age, name) in [(4, "a"), (3, "b"), (2, "c")] {
+            cache.put(key("r", name), sized(64 * 1024), now - Duration::from_secs(age));
+        }
+        assert_eq!((cache.len(), cache.bytes()), (3, 3 * one), "exactly full");
+        cache.put(key("r", "d"), sized(64 * 1024), now);
+        assert_eq!((cache.len(), cache.bytes()), (3, 3 * one));
+        assert_eq!(cache.get(&key("r", "a")), None, "the oldest went first");
+        cache.put(key("r", "big"), sized(128 * 1024), now);
+        assert!(cache.bytes() <= 3 * one, "never over the bound: {}", cache.bytes());
+        assert_eq!(cache.get(&key("r", "b")), None);
+        assert_eq!(cache.get(&key("r", "c")), None, "two entries made room for one twice their size");
+        assert!(cache.get(&key("r", "d")).is_some() && cache.get(&key("r", "big")).is_some());
+        assert_eq!(cache.stats.evictions.get(), 3);
+    }
+
+    #[test]
+    fn a_value_larger_than_the_bound_is_not_cached_and_a_replaced_value_is_not_counted_twice() {
+        let cache = ValueCache::new(Duration::from_secs(60), 10, 100 * 1024);
+        cache.put(key("r", "huge"), sized(200 * 1024), Instant::now());
+        assert!(cache.is_empty());
+        cache.put(key("r", "a"), sized(1024), Instant::now());
+        let once = cache.bytes();
+        cache.put(key("r", "a"), sized(1024), Instant::now());
+        assert_eq!((cache.len(), cache.bytes()), (1, once));
     }
 }

@@ -97,6 +97,15 @@ pub struct ServeArgs {
     /// Bound on cached values.
     #[arg(long, env = "CSI_PROVIDER_AWS_CACHE_MAX_ENTRIES", default_value_t = 10_000)]
     pub cache_max_entries: usize,
+    /// Bound on the bytes cached values take (values, names and a per-entry overhead): bytes,
+    /// or a Kubernetes-style quantity (`64Mi`, `512Ki`, `1Gi`, `100M`).
+    #[arg(long, env = "CSI_PROVIDER_AWS_CACHE_MAX_BYTES", default_value = "64Mi")]
+    pub cache_max_bytes: ByteSize,
+    /// Read two or more current secrets of a mount with `BatchGetSecretValue` (20 per call);
+    /// `false` reads each with `GetSecretValue`, as the Go provider does.
+    #[arg(long, env = "CSI_PROVIDER_AWS_BATCH_GET_SECRET_VALUE", num_args = 0..=1, require_equals = true,
+          default_value = "true", default_missing_value = "true", action = ArgAction::Set)]
+    pub batch_get_secret_value: bool,
     /// Admin server address (`/metrics`, `/healthz`, `/readyz`); empty disables it; port 0
     /// picks a free port and logs it.
     #[arg(long, env = "CSI_PROVIDER_AWS_METRICS_ADDR", default_value = "0.0.0.0:8989")]
@@ -177,6 +186,25 @@ impl FromStr for Dur {
         humantime::parse_duration(s.trim())
             .map(Dur)
             .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. 500ms, 30s, 2m"))
+    }
+}
+
+/// A size in bytes: `67108864`, or a Kubernetes-style quantity (`64Mi`, `512Ki`, `1Gi`, `100M`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const UNITS: [(&str, u64); 6] =
+            [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("k", 1_000), ("M", 1_000_000), ("G", 1_000_000_000)];
+        let t = s.trim();
+        let (digits, unit) =
+            UNITS.iter().find_map(|(suffix, unit)| t.strip_suffix(suffix).map(|d| (d, *unit))).unwrap_or((t, 1));
+        let bad = || format!("invalid size {s:?}; use bytes or e.g. 512Ki, 64Mi, 1Gi");
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let bytes = n.checked_mul(unit).and_then(|b| usize::try_from(b).ok()).ok_or_else(bad)?;
+        Ok(ByteSize(bytes))
     }
 }
 
@@ -312,6 +340,20 @@ mod tests {
         assert_eq!(go_chart.pod_identity_endpoints().1, "http://[fd00:ec2::23]/v1/credentials");
         let both = serve(&["--pod-identity-endpoint", "http://127.0.0.1:9/v1/credentials"]);
         assert_eq!(both.pod_identity_endpoints().0, both.pod_identity_endpoints().1);
+    }
+
+    #[test]
+    fn cache_bytes_and_batching() {
+        let defaults = serve(&[]);
+        assert_eq!(defaults.cache_max_bytes, ByteSize(64 << 20));
+        assert!(defaults.batch_get_secret_value);
+        assert_eq!(serve(&["--cache-max-bytes=33554432"]).cache_max_bytes, ByteSize(32 << 20));
+        assert_eq!(serve(&["--cache-max-bytes", "512Ki"]).cache_max_bytes, ByteSize(512 << 10));
+        assert_eq!("1Gi".parse::<ByteSize>(), Ok(ByteSize(1 << 30)));
+        assert_eq!("100M".parse::<ByteSize>(), Ok(ByteSize(100_000_000)));
+        assert!("64MB".parse::<ByteSize>().is_err() && "-1".parse::<ByteSize>().is_err());
+        assert!(!serve(&["--batch-get-secret-value=false"]).batch_get_secret_value);
+        assert!(serve(&["--batch-get-secret-value"]).batch_get_secret_value);
     }
 
     #[test]

@@ -185,6 +185,23 @@ async fn a_throttled_batch_falls_back_to_single_reads() {
 }
 
 #[tokio::test]
+async fn batching_off_reads_each_secret_with_get_secret_value() {
+    let Some(w) = World::start() else { return };
+    w.kube.service_account("default", "app", Some(role("app").as_str()));
+    seed(&w, &[("a", "A"), ("b", "B"), ("c", "C")], &[]).await;
+    let provider = w.provider().args(&["--cache-ttl", "0", "--batch-get-secret-value=false"]).start();
+    let attributes = irsa_pod("pod-a", "app", &spc(&["a", "b", "c"], &[]));
+    let (_, target) = expect_ok(mount(&provider, "pod-a", &attributes).await, &provider, &w.rec);
+    assert_eq!(read(&target, "c"), "C");
+    assert_eq!(
+        (count(&w.rec, "BatchGetSecretValue"), count(&w.rec, "GetSecretValue")),
+        (0, 3),
+        "{:?}",
+        per_operation(&w.rec)
+    );
+}
+
+#[tokio::test]
 async fn a_resync_during_an_outage_keeps_every_mounted_file() {
     let Some(w) = World::start() else { return };
     w.kube.service_account("default", "app", Some(role("app").as_str()));

@@ -30,6 +30,8 @@ pub struct AwsSettings {
     pub network: NetworkSettings,
     /// `--audit-log`: one line per AWS request.
     pub audit: bool,
+    /// `--batch-get-secret-value`: whether current secrets may be read with `BatchGetSecretValue`.
+    pub batch_get_secret_value: bool,
 }
 
 /// Reads objects from AWS with given credentials in a given region.
@@ -73,6 +75,11 @@ impl AwsReader {
     /// The network settings in force.
     pub fn network(&self) -> &NetworkSettings {
         &self.settings.network
+    }
+
+    /// Whether `--batch-get-secret-value` allows the batch API at all.
+    pub(super) fn batching_enabled(&self) -> bool {
+        self.settings.batch_get_secret_value
     }
 
     /// Whether `--audit-log` is on.

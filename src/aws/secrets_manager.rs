@@ -25,7 +25,7 @@ pub(super) async fn read_all(
     let client = build_client!(sm, parts, credentials);
     let scope = reader.audit_scope(route.region, requesters);
     let (current, pinned): (Vec<_>, Vec<_>) = items.iter().copied().partition(|(_, item)| batch::is_current(item));
-    let (batched, singles) = if current.len() >= 2 && reader.batch.allowed(identity) {
+    let (batched, singles) = if current.len() >= 2 && reader.batching_enabled() && reader.batch.allowed(identity) {
         (current, pinned)
     } else {
         (Vec::new(), items.to_vec())
