@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Checks charts/csi-provider-aws: helm lint; helm template with the default values and with every
-# charts/csi-provider-aws/ci/*-values.yaml (a fully populated file, and a values file written for
-# the Go provider's chart, which must install unchanged); values the schema must refuse; strict
-# validation of the rendered manifests, deploy/ and the e2e manifests against the Kubernetes
-# schemas (kubernetes-validate); the chart's promises asserted on the rendered objects
-# (scripts/check_chart.py); and the rendered provider arguments parsed by the real binary.
+# Checks charts/csi-provider-aws with Helm 4 and Helm 3: helm lint; helm template with the default
+# values and with every charts/csi-provider-aws/ci/*-values.yaml (a fully populated file, a
+# values file written for the Go provider's chart, and the Go chart's own defaults, which must
+# install unchanged), the same output from both Helms; the NOTES each values file prints; values
+# the schema or the templates must refuse; helm package (into target/chart/) and the packaged
+# chart rendered again; strict validation of the rendered manifests, deploy/ and the e2e
+# manifests against the Kubernetes schemas (kubernetes-validate); the chart's promises and
+# metadata asserted (scripts/check_chart.py); and the rendered provider arguments parsed by the
+# real binary.
 #
 #   scripts/check-chart.sh                  # Kubernetes 1.33 schemas
 #   KUBE_VERSION=1.35.0 scripts/check-chart.sh
@@ -23,28 +26,99 @@ CHART=charts/csi-provider-aws
 KUBE_VERSION="${KUBE_VERSION:-1.33.0}"
 
 ensure_helm || exit
+ensure_helm3 || exit
 ensure_kubernetes_validate || exit
 
 OUT="$(mktemp -d "${TMPDIR:-/tmp}/chart-check.XXXXXX")"
 trap 'rm -rf "$OUT"' EXIT
 
-render() { # render NAME [HELM ARGS...]: helm template into $OUT/NAME.yaml
-  local name="$1"
-  shift
-  "$HELM" template csi-provider-aws "$CHART" --namespace kube-system "$@" >"${OUT}/${name}.yaml"
+render() { # render HELM DIR NAME [HELM ARGS...]: helm template into DIR/NAME.yaml
+  local helm="$1" dir="$2" name="$3"
+  shift 3
+  mkdir -p "$dir"
+  "$helm" template csi-provider-aws "$CHART" --namespace kube-system "$@" >"${dir}/${name}.yaml"
 }
 
-log "helm lint (default values and ci/*-values.yaml)"
-"$HELM" lint --strict --quiet "$CHART"
-for values in "$CHART"/ci/*-values.yaml; do
-  "$HELM" lint --strict --quiet "$CHART" --namespace kube-system -f "$values"
-done
+# NOTES.txt as `helm install` prints it, with no cluster (Helm 3.18's `install --dry-run=client`
+# still wants one): a copy of the chart whose extra template renders NOTES.txt into a ConfigMap.
+NOTES_CHART="${OUT}/notes-chart"
+mkdir -p "$NOTES_CHART"
+cp -r "$CHART"/. "$NOTES_CHART"
+cp "$CHART/templates/NOTES.txt" "$NOTES_CHART/notes-source.txt"
+cat >"$NOTES_CHART/templates/zz-notes.yaml" <<'EOF'
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes
+data:
+  notes: {{ tpl (.Files.Get "notes-source.txt") . | quote }}
+EOF
+notes() { # notes HELM NAME [HELM ARGS...]: the NOTES into $OUT/HELM/notes/NAME.txt
+  local helm="$1" name="$2" dir
+  shift 2
+  dir="${OUT}/$(basename "$helm")/notes"
+  mkdir -p "$dir"
+  "$helm" template csi-provider-aws "$NOTES_CHART" --namespace kube-system "$@" \
+    --show-only templates/zz-notes.yaml >"${dir}/${name}.yaml"
+  "$VENV_PYTHON" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["data"]["notes"])' \
+    "${dir}/${name}.yaml" >"${dir}/${name}.txt"
+}
 
-log "helm template"
-render default
-for values in "$CHART"/ci/*-values.yaml deploy/examples/*-values.yaml tests/e2e/provider-values.yaml; do
-  render "$(basename "$values" .yaml)" -f "$values"
+VALUES_FILES=("$CHART"/ci/*-values.yaml deploy/examples/*-values.yaml tests/e2e/provider-values.yaml)
+for helm in "$HELM" "$HELM3"; do
+  log "$("$helm" version --short): helm lint (default values and ci/*-values.yaml)"
+  "$helm" lint --strict --quiet "$CHART"
+  for values in "$CHART"/ci/*-values.yaml; do
+    "$helm" lint --strict --quiet "$CHART" --namespace kube-system -f "$values"
+  done
+  log "$("$helm" version --short): helm template and NOTES"
+  dir="${OUT}/$(basename "$helm")"
+  render "$helm" "$dir" default
+  notes "$helm" default
+  for values in "${VALUES_FILES[@]}"; do
+    render "$helm" "$dir" "$(basename "$values" .yaml)" -f "$values"
+    notes "$helm" "$(basename "$values" .yaml)" -f "$values"
+  done
+  # The Go chart's rbac.serviceAccountName wins over ours.
+  render "$helm" "$dir" rbac-sa --set rbac.serviceAccountName=go-named-sa --set serviceAccount.name=ours
 done
+log "Helm 3 and Helm 4 render the same manifests and NOTES"
+diff -r "${OUT}/helm" "${OUT}/helm3" >&2 || die "Helm 3 and Helm 4 render the chart differently (diff above)"
+# The checks below read Helm 4's output.
+cp "${OUT}"/helm/*.yaml "$OUT"/
+mkdir -p "${OUT}/notes"
+cp "${OUT}"/helm/notes/*.txt "${OUT}/notes/"
+
+log "refused with a message naming the value"
+refuse() { # refuse MESSAGE HELM-ARGS...: helm template must fail and say MESSAGE
+  local want="$1" err
+  shift
+  if err="$("$HELM" template x "$CHART" "$@" 2>&1 >/dev/null)"; then
+    die "helm template accepted $*"
+  fi
+  [[ "$err" == *"$want"* ]] || die "helm template $* failed without naming the value (${want}): ${err}"
+}
+# A copy of the Go image in a private registry: it cannot run with our flags.
+refuse 'drop `image` from your values' \
+  --set image.repository=123456789012.dkr.ecr.us-west-2.amazonaws.com/secrets-store-csi-driver-provider-aws
+# cache.maxBytes defaults to half the memory limit: a limit it cannot halve must be told.
+refuse 'set cache.maxBytes explicitly' --set resources.limits.memory=1.5Gi
+
+log "helm package (Helm 4 and Helm 3), and the packages rendered"
+PACKAGE_DIR="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/chart"
+mkdir -p "$PACKAGE_DIR" "${OUT}/package3"
+chart_version="$(sed -n 's/^version: //p' "$CHART/Chart.yaml")"
+"$HELM" package "$CHART" --destination "$PACKAGE_DIR" >/dev/null
+"$HELM3" package "$CHART" --destination "${OUT}/package3" >/dev/null
+package="${PACKAGE_DIR}/csi-provider-aws-${chart_version}.tgz"
+[[ -f "$package" && -f "${OUT}/package3/csi-provider-aws-${chart_version}.tgz" ]] ||
+  die "helm package did not write csi-provider-aws-${chart_version}.tgz"
+if tar -tzf "$package" | grep -q '/ci/'; then die "the package holds ci/ test values"; fi
+for helm in "$HELM" "$HELM3"; do
+  "$helm" template csi-provider-aws "$package" --namespace kube-system | diff "${OUT}/default.yaml" - >&2 ||
+    die "$(basename "$helm"): the packaged chart renders differently"
+done
+log "  ${package} ($(du -k "$package" | cut -f1) KiB)"
 
 log "values the schema refuses"
 refused=0

