@@ -28,7 +28,7 @@ case "$LIMIT" in
 esac
 cache_bytes=$((limit_bytes / 2))
 # Half again as many values as the cache holds: it must evict.
-secrets=$((cache_bytes / VALUE_BYTES * 3 / 2 / PER_MOUNT * PER_MOUNT))
+secrets=$((cache_bytes * 3 / 2 / VALUE_BYTES / PER_MOUNT * PER_MOUNT))
 mounts=$((secrets / PER_MOUNT))
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/cache-rss.XXXXXX")"

@@ -99,6 +99,7 @@ refuse() { # refuse MESSAGE HELM-ARGS...: helm template must fail and say MESSAG
   [[ "$err" == *"$want"* ]] || die "helm template $* failed without naming the value (${want}): ${err}"
 }
 # A copy of the Go image in a private registry: it cannot run with our flags.
+# shellcheck disable=SC2016 # the backticks are the message's own
 refuse 'drop `image` from your values' \
   --set image.repository=123456789012.dkr.ecr.us-west-2.amazonaws.com/secrets-store-csi-driver-provider-aws
 # cache.maxBytes defaults to half the memory limit: a limit it cannot halve must be told.

@@ -98,12 +98,15 @@ step_conformance() {
   done
 }
 
-# helm lint + helm template (default values, ci/*-values.yaml: fully populated and a Go-chart
-# values file), schema refusals, kubernetes-validate --strict (Kubernetes 1.33) of the rendered
-# chart, deploy/ and the e2e manifests, chart assertions, rendered args parsed by the binary.
-# Installs helm (.tools/) and kubernetes-validate (.venv) when missing. Warm: ~10 s.
+# With Helm 4 and Helm 3: helm lint + helm template (default values, ci/*-values.yaml: fully
+# populated, a Go-chart values file, the Go chart's own defaults) and their NOTES, the same from
+# both Helms, refusals, helm package (target/chart/), kubernetes-validate --strict (Kubernetes
+# 1.33) of the rendered chart, deploy/ and the e2e manifests, chart assertions and metadata,
+# rendered args parsed by the binary; then the IAM documents (scripts/check-iam-docs.sh).
+# Installs helm and helm3 (.tools/) and kubernetes-validate (.venv) when missing. Warm: ~35 s.
 step_chart() {
   scripts/check-chart.sh
+  scripts/check-iam-docs.sh
 }
 
 # deploy/csi-provider-aws.yaml (and the chart's dashboard copy) must match the chart.
