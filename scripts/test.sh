@@ -23,9 +23,11 @@ STEPS=(
   test
   demo
   conformance
+  image
   chart
   deploy-drift
   shellcheck
+  workflows
   e2e
 )
 
@@ -87,6 +89,14 @@ step_conformance() {
   done
 }
 
+# The container image, built and run: scripts/check-image.sh (a Docker engine, started here when
+# none answers; the shared static release build; --version with --network none; the provider in
+# a container, Version and a Mount through the bind-mounted socket, the written files checked).
+# Cold: the release build (~15 min on 2 cores); warm: ~30 s.
+step_image() {
+  scripts/check-image.sh
+}
+
 # helm lint + helm template (default values, ci/*-values.yaml: fully populated and a Go-chart
 # values file), schema refusals, kubernetes-validate --strict (Kubernetes 1.33) of the rendered
 # chart, deploy/ and the e2e manifests, chart assertions, rendered args parsed by the binary.
@@ -117,8 +127,21 @@ step_shellcheck() {
   shellcheck -x "${files[@]}"
 }
 
-# The kind suite (tests/e2e/run.sh): runs where Docker and kind are, prints why and passes
-# where they are not.
+# .github/workflows/*.yml with actionlint (pinned, installed into .tools/bin with `go install`),
+# which also runs shellcheck on their `run:` scripts; the chart's default image is what
+# release.yml publishes (scripts/check-release.sh). Cold: ~1 min (go install); warm: ~2 s.
+step_workflows() {
+  scripts/check-release.sh
+  # shellcheck source=scripts/tools.sh
+  source scripts/tools.sh
+  ensure_apt_tool shellcheck || return
+  ensure_actionlint || return
+  log "actionlint $("$ACTIONLINT" -version | head -n 1): $(find .github/workflows -name '*.yml' | wc -l) workflows"
+  "$ACTIONLINT" -shellcheck "$(command -v shellcheck)"
+}
+
+# The kind suite (tests/e2e/run.sh): runs where Docker and kind are; where they are not (as on
+# machines without registry access, CI=true included) it prints why and is skipped (exit 77).
 step_e2e() {
   bash tests/e2e/run.sh
 }
