@@ -10,6 +10,8 @@ mod tokens;
 
 pub use error::IdentityError;
 pub use pod_identity::AgentClient;
+#[doc(hidden)]
+pub use pod_identity::parse_agent_answer;
 
 use crate::aws::{AwsCredentials, AwsReader, Route};
 use crate::k8s::K8s;
