@@ -1,8 +1,8 @@
-//! The fuzz targets' bodies (`fuzz/src/lib.rs`) over every committed seed (`fuzz/corpus/<target>/`)
-//! and every saved crash (`fuzz/regressions/<target>/`), without cargo-fuzz: a crash found once
-//! stays fixed, and the targets' own checks stay true of the seeds.
+//! The fuzz targets' bodies (`fuzz/src/targets.rs`) over every committed seed
+//! (`fuzz/corpus/<target>/`) and every saved crash (`fuzz/regressions/<target>/`), without
+//! cargo-fuzz: a crash found once stays fixed, and the targets' own checks stay true of the seeds.
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../fuzz/src/targets.rs"]
 mod fuzz_targets;
 
 use std::path::{Path, PathBuf};
