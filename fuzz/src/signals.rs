@@ -6,7 +6,10 @@
 //! process: no report, no saved input. libFuzzer keeps `SA_ONSTACK` from the SIGSEGV disposition
 //! it replaces (for ASan), so giving the main thread an alternate stack and a default
 //! disposition flagged `SA_ONSTACK` before libFuzzer installs its handlers is enough for it to
-//! print "deadly signal" and save the input like any other crash.
+//! print "deadly signal" and save the input like any other crash. Under a sanitizer, which
+//! installs its own handler and alternate stack first, nothing is changed.
+
+use std::ptr;
 
 /// Size of the alternate signal stack libFuzzer's crash handler runs on.
 const ALT_STACK: usize = 256 * 1024;
@@ -14,15 +17,22 @@ const ALT_STACK: usize = 256 * 1024;
 /// Call once from the target's `init`, on the thread that runs the inputs (libFuzzer's main
 /// thread).
 pub fn report_stack_overflows() {
-    let stack: &'static mut [u8] = Box::leak(vec![0u8; ALT_STACK].into_boxed_slice());
-    let alt = libc::stack_t { ss_sp: stack.as_mut_ptr().cast(), ss_flags: 0, ss_size: stack.len() };
-    // SAFETY: the stack is leaked, so it outlives the thread; `action` is a valid, fully
-    // initialised `sigaction` (all zero, then the default disposition with two flags).
+    // SAFETY: plain libc calls on valid, fully initialised arguments; the alternate stack is a
+    // fresh anonymous mapping that is never unmapped, so it outlives the thread.
     unsafe {
-        assert_eq!(libc::sigaltstack(&alt, std::ptr::null_mut()), 0, "sigaltstack");
+        let mut current: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(libc::SIGSEGV, ptr::null(), &mut current), 0, "sigaction");
+        if current.sa_sigaction != libc::SIG_DFL {
+            return; // a sanitizer handles SIGSEGV (and has its own alternate stack)
+        }
+        let flags = libc::PROT_READ | libc::PROT_WRITE;
+        let stack = libc::mmap(ptr::null_mut(), ALT_STACK, flags, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        assert_ne!(stack, libc::MAP_FAILED, "mmap");
+        let alt = libc::stack_t { ss_sp: stack, ss_flags: 0, ss_size: ALT_STACK };
+        assert_eq!(libc::sigaltstack(&alt, ptr::null_mut()), 0, "sigaltstack");
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = libc::SIG_DFL;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-        assert_eq!(libc::sigaction(libc::SIGSEGV, &action, std::ptr::null_mut()), 0, "sigaction");
+        assert_eq!(libc::sigaction(libc::SIGSEGV, &action, ptr::null_mut()), 0, "sigaction");
     }
 }
