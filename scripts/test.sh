@@ -153,7 +153,7 @@ step_fuzz() {
       _fuzz_summary "$target" "${work}/logs/${target}.log"
     else
       broken+=("$target")
-      tail -n 30 "${work}/logs/${target}.log" >&2
+      _fuzz_failure "${work}/logs/${target}.log" >&2
       warn "${target}: $(grep -ho 'Test unit written to .*' "${work}/logs/${target}.log" ||
         echo "no input saved; log: ${work}/logs/${target}.log")"
     fi
@@ -173,6 +173,18 @@ _fuzz_run() {
       -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 -print_final_stats=1
   ) >"${work}/logs/${target}.log" 2>&1 || rc=$?
   echo "$rc" >"${work}/logs/${target}.rc"
+}
+
+# What a failed run says: from the panic or libFuzzer's error to cargo-fuzz's reproduce and
+# minimize commands, without the input's Debug dump; the whole log's tail when neither is there.
+_fuzz_failure() {
+  if grep -Eq 'panicked at|ERROR: ' "$1"; then
+    awk '/panicked at|ERROR: / { on = 1 } /^Output of `std::fmt::Debug`:/ { skip = 1 }
+      /^Reproduce with:/ { skip = 0 } on && !skip { print } /^Error: Fuzz target exited/ { exit }' "$1" |
+      cut -c1-300 | head -n 80
+  else
+    tail -n 30 "$1"
+  fi
 }
 
 # One line per target from libFuzzer's final stats.
