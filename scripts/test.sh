@@ -30,6 +30,7 @@ STEPS=(
   shellcheck
   workflows
   security-doc
+  fuzz
   e2e
 )
 
@@ -159,6 +160,84 @@ step_workflows() {
 step_security-doc() {
   need_tool python3 "Python 3" || return
   python3 scripts/check_security_doc.py SECURITY.md
+}
+
+# The cargo-fuzz targets (fuzz/README.md): cargo-fuzz installed when missing, every target built
+# (--dev, no sanitizer, so stable Rust will do) into target/fuzz/ (its own directory: the fuzz
+# crate's features and flags share no compiled crate with the other steps), then each run for
+# FUZZ_SECONDS, FUZZ_JOBS at a time, on a 2 MiB stack (FUZZ_STACK_KIB, a tokio worker's), from
+# its committed seeds plus the corpus earlier local runs grew (target/fuzz/corpus/<target>/).
+# A crash, a stack overflow, an input slower than FUZZ_TIMEOUT seconds or over 2 GiB RSS fails
+# the step and names the input saved under fuzz/artifacts/<target>/. FUZZ_SANITIZER=address
+# builds with ASan (RUSTC_BOOTSTRAP=1). Cold ~7 min on 2 CPUs (install 1 min, build 5 min, runs
+# 1 min); warm ~70 s.
+step_fuzz() {
+  need_tool cargo "Rust toolchain" || return
+  # shellcheck source=scripts/tools.sh
+  source scripts/tools.sh
+  ensure_cargo_fuzz || return
+  local sanitizer="${FUZZ_SANITIZER:-none}" seconds="${FUZZ_SECONDS:-20}" timeout="${FUZZ_TIMEOUT:-10}"
+  local stack_kib="${FUZZ_STACK_KIB:-2048}" # the inputs run on a stack the size of a tokio worker's
+  local parallel="${FUZZ_JOBS:-$(nproc)}" work="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/fuzz"
+  [[ "$sanitizer" == none ]] || export RUSTC_BOOTSTRAP=1 # -Zsanitizer on a stable toolchain
+  local flags=(--dev --sanitizer "$sanitizer" --target-dir "${work}/build-${sanitizer}")
+  local start=$SECONDS
+  cargo fuzz build "${flags[@]}"
+  log "fuzz targets built in $((SECONDS - start))s; fuzzing each for ${seconds}s, ${parallel} at a time"
+  local targets=() target broken=()
+  mapfile -t targets < <(cargo fuzz list)
+  mkdir -p "${work}/logs"
+  for target in "${targets[@]}"; do
+    while (($(jobs -rp | wc -l) >= parallel)); do wait -n || true; done
+    _fuzz_run "$target" &
+  done
+  wait
+  for target in "${targets[@]}"; do
+    if [[ "$(<"${work}/logs/${target}.rc")" == 0 ]]; then
+      _fuzz_summary "$target" "${work}/logs/${target}.log"
+    else
+      broken+=("$target")
+      _fuzz_failure "${work}/logs/${target}.log" >&2
+      warn "${target}: $(grep -ho 'Test unit written to .*' "${work}/logs/${target}.log" ||
+        echo "no input saved; log: ${work}/logs/${target}.log")"
+    fi
+  done
+  ((${#broken[@]} == 0)) || die "fuzz targets failed: ${broken[*]} (fuzz/README.md: reproduce, minimize, add a regression)"
+}
+
+# Runs one target (step_fuzz's locals in scope); its output goes to logs/TARGET.log and its exit
+# code to logs/TARGET.rc.
+_fuzz_run() {
+  local target="$1" rc=0
+  rm -f "${work}/logs/${target}.rc"
+  mkdir -p "${work}/corpus/${target}"
+  (
+    ulimit -s "$stack_kib"
+    cargo fuzz run "${flags[@]}" "$target" "${work}/corpus/${target}" "fuzz/corpus/${target}" -- \
+      -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 -print_final_stats=1
+  ) >"${work}/logs/${target}.log" 2>&1 || rc=$?
+  echo "$rc" >"${work}/logs/${target}.rc"
+}
+
+# What a failed run says: from the panic or libFuzzer's error to cargo-fuzz's reproduce and
+# minimize commands, without the input's Debug dump; the whole log's tail when neither is there.
+_fuzz_failure() {
+  if grep -Eq 'panicked at|ERROR: ' "$1"; then
+    awk '/panicked at|ERROR: / { on = 1 } /^Output of `std::fmt::Debug`:/ { skip = 1 }
+      /^Reproduce with:/ { skip = 0 } on && !skip { print } /^Error: Fuzz target exited/ { exit }' "$1" |
+      cut -c1-300 | head -n 80
+  else
+    tail -n 30 "$1"
+  fi
+}
+
+# One line per target from libFuzzer's final stats.
+_fuzz_summary() {
+  local stats runs per_sec new rss
+  stats="$(sed -n 's/^stat::\(number_of_executed_units\|average_exec_per_sec\|new_units_added\|peak_rss_mb\): *//p' "$2" |
+    paste -sd' ')"
+  read -r runs per_sec new rss <<<"$stats"
+  log "$1: ${runs:-?} runs, ${per_sec:-?} exec/s, ${new:-?} new units, peak RSS ${rss:-?} MB"
 }
 
 # The kind suite (tests/e2e/run.sh): runs where Docker and kind are; where they are not (as on

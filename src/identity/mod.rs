@@ -12,6 +12,8 @@ pub use tokens::{TokenSubject, subject as token_subject};
 
 pub use error::IdentityError;
 pub use pod_identity::AgentClient;
+#[doc(hidden)]
+pub use pod_identity::parse_agent_answer;
 
 use crate::aws::{AwsCredentials, AwsReader, Route};
 use crate::k8s::K8s;

@@ -146,6 +146,13 @@ fn is_account_id(text: &str) -> bool {
     text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Whether an agent answer with this HTTP `status` and `body` is accepted as credentials: the
+/// parser `credentials` uses, exposed for the `agent_answer` fuzz target (not API).
+#[doc(hidden)]
+pub fn parse_agent_answer(status: u16, body: &[u8]) -> bool {
+    http::StatusCode::from_u16(status).is_ok_and(|status| answer(status, body).is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
