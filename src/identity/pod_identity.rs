@@ -4,7 +4,7 @@
 use super::tokens::TokenSubject;
 use super::{IdentityError, PodCredentials};
 use crate::aws::AwsCredentials;
-use crate::params::{AddressType, MountParams, ServiceAccountToken};
+use crate::params::{AddressType, MountParams, ServiceAccountToken, limits};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -94,7 +94,7 @@ fn answer(status: http::StatusCode, body: &[u8]) -> Result<AgentAnswer, Try> {
     }
     let answer: AgentAnswer = serde_json::from_slice(body)
         .map_err(|_| Try::Refused("the answer is not the credentials JSON expected".into()))?;
-    let within = |text: &str, max: usize| text.len() <= max && !text.chars().any(char::is_control);
+    let within = |text: &str, max: usize| limits::text_problem(text, max).is_none();
     let sizes_ok = within(&answer.access_key_id, MAX_KEY)
         && within(&answer.secret_access_key, MAX_KEY)
         && answer.token.as_deref().is_none_or(|t| within(t, MAX_SESSION_TOKEN));

@@ -27,7 +27,7 @@ pub const MAX_URL: usize = 2048;
 /// The longest pod UID (Kubernetes UIDs are 36-character UUIDs).
 pub const MAX_UID: usize = 128;
 /// A Kubernetes namespace: a DNS-1123 label.
-pub const MAX_LABEL_NAME: usize = 63;
+pub const MAX_DNS_LABEL: usize = 63;
 /// A pod, service account or SecretProviderClass name: a DNS-1123 subdomain.
 pub const MAX_SUBDOMAIN: usize = 253;
 
@@ -89,7 +89,7 @@ pub fn is_dns_label(s: &str) -> bool {
     let inner = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
     let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     let bytes = s.as_bytes();
-    (1..=MAX_LABEL_NAME).contains(&s.len())
+    (1..=MAX_DNS_LABEL).contains(&s.len())
         && bytes.iter().all(|b| inner(*b))
         && edge(bytes.first())
         && edge(bytes.last())
