@@ -56,7 +56,9 @@ aws_env=(
   env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_DEFAULT_PROFILE
   AWS_ENDPOINT_URL="http://127.0.0.1:${MOTO_PORT}" AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION"
   AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true
-  AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+  # Files that do not exist, not /dev/null: on some machines /dev/null is a regular file
+  # that other commands have written into, and botocore then fails to parse it.
+  AWS_CONFIG_FILE="${TMP}/aws-config-absent" AWS_SHARED_CREDENTIALS_FILE="${TMP}/aws-credentials-absent"
 )
 
 log "seeding ${secrets} secrets of ${VALUE_BYTES} bytes; ${mounts} SecretProviderClasses of ${PER_MOUNT}"

@@ -16,6 +16,8 @@
 #   build_release_binary the static release binary (one build per CI run, shared by every step
 #                        and script that needs it); exports RELEASE_BIN.
 #   log / log_section / warn / die   logging to stderr.
+#   ensure_dev_null      runs when this file is sourced: a /dev/null that is a regular file is
+#                        replaced with the real character device (see below).
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV_DIR="${REPO_ROOT}/.venv"
@@ -92,6 +94,27 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 ||
     { as_root apt-get update -qq >/dev/null 2>&1 &&
       as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1; }
+}
+
+# ---------------------------------------------------------------------------------------------
+# /dev/null
+#
+# Some sandboxed machines (CI's among them) start with /dev/null as a *regular file*. Every
+# `>/dev/null` then writes into it, and every reader of /dev/null gets that text back: cargo's
+# `rustc -` probe fails to compile it (and caches the failure in target/.rustc_info.json), and
+# botocore fails to parse it as a config file. Put the real device back when we can (root, or
+# password-less sudo); warn when we cannot.
+ensure_dev_null() {
+  [[ -c /dev/null ]] && return 0
+  local fresh="/dev/.null.$$"
+  if can_be_root && as_root mknod -m 666 "$fresh" c 1 3 2>/dev/null && as_root mv -f "$fresh" /dev/null; then
+    warn "/dev/null was a regular file; replaced it with the null device (c 1 3)"
+    rm -f "${REPO_ROOT}/target/.rustc_info.json"
+  else
+    as_root rm -f "$fresh" 2>/dev/null || true
+    : >/dev/null 2>&1 || true
+    warn "/dev/null is not a character device and cannot be replaced; commands that read it may fail"
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -252,3 +275,5 @@ build_release_binary() {
   [[ -x "$RELEASE_BIN" ]] || die "no binary at ${RELEASE_BIN}"
   log "release binary: ${RELEASE_BIN} ($(stat -c %s "$RELEASE_BIN") bytes; cargo took $((SECONDS - start))s)"
 }
+
+ensure_dev_null
