@@ -87,7 +87,7 @@ impl Fetcher {
         if let Some(hit) = self.cache.get(key) {
             return Source::Ready(Ok(hit));
         }
-        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inflight = crate::sync::lock(&self.inflight);
         if let Some((rx, leaders)) = inflight.get(key) {
             leaders.add(&key.item.name, pod);
             tracing::debug!(object = %key.item.name, pod, "following a read in flight");
@@ -159,7 +159,7 @@ struct InflightGuard {
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::sync::lock(&self.map);
         for key in &self.keys {
             map.remove(key);
         }

@@ -108,14 +108,14 @@ impl K8s {
         if let Some(role) = &role {
             check_role(namespace, name, role)?;
         }
-        let mut cache = self.service_accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = crate::sync::lock(&self.service_accounts);
         cache.retain(|_, (at, _)| at.elapsed() < self.sa_ttl);
         cache.insert(key, (Instant::now(), role.clone()));
         Ok(role)
     }
 
     fn cached_role(&self, key: &(String, String)) -> Option<Option<String>> {
-        let cache = self.service_accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = crate::sync::lock(&self.service_accounts);
         cache.get(key).filter(|(at, _)| at.elapsed() < self.sa_ttl).map(|(_, role)| role.clone())
     }
 
@@ -171,7 +171,7 @@ struct LookupGate<'a> {
 
 impl<'a> LookupGate<'a> {
     fn enter(k8s: &'a K8s, key: &(String, String)) -> Self {
-        let mut lookups = k8s.lookups.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lookups = crate::sync::lock(&k8s.lookups);
         let gate = lookups.entry(key.clone()).or_default().clone();
         LookupGate { k8s, key: key.clone(), gate }
     }
@@ -179,7 +179,7 @@ impl<'a> LookupGate<'a> {
 
 impl Drop for LookupGate<'_> {
     fn drop(&mut self) {
-        let mut lookups = self.k8s.lookups.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lookups = crate::sync::lock(&self.k8s.lookups);
         // This place and the map's own: nobody else is waiting.
         if Arc::strong_count(&self.gate) == 2 {
             lookups.remove(&self.key);

@@ -27,6 +27,7 @@ pub mod render;
 pub mod secret;
 pub mod server;
 pub mod service;
+mod sync;
 pub mod telemetry;
 pub mod write;
 

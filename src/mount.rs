@@ -393,12 +393,12 @@ struct TargetLocks(Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>);
 
 impl TargetLocks {
     fn get(&self, target: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::sync::lock(&self.0);
         map.entry(target.to_path_buf()).or_default().clone()
     }
 
     fn release(&self, target: &Path) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::sync::lock(&self.0);
         if map.get(target).is_some_and(|l| Arc::strong_count(l) == 1) {
             map.remove(target);
         }

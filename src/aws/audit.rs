@@ -24,13 +24,13 @@ pub struct Requesters(Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>);
 impl Requesters {
     /// Records that `pod` waits on `object`.
     pub fn add(&self, object: &str, pod: &str) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::sync::lock(&self.0);
         map.entry(object.to_string()).or_default().insert(pod.to_string());
     }
 
     /// The pods waiting on any of `objects`.
     pub fn pods_for<'a>(&self, objects: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let map = crate::sync::lock(&self.0);
         objects.into_iter().filter_map(|o| map.get(o)).flatten().cloned().collect()
     }
 }

@@ -26,12 +26,8 @@ pub struct BatchPolicy {
 impl BatchPolicy {
     /// Whether `identity` may try the batch API now.
     pub fn allowed(&self, identity: &str) -> bool {
-        let denied = self.denied.lock().unwrap_or_else(|p| p.into_inner()).contains(identity);
-        let throttled = self
-            .throttled_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|at| at.elapsed() < THROTTLE_COOLDOWN);
+        let denied = crate::sync::lock(&self.denied).contains(identity);
+        let throttled = crate::sync::lock(&self.throttled_at).is_some_and(|at| at.elapsed() < THROTTLE_COOLDOWN);
         !denied && !throttled
     }
 
@@ -43,12 +39,12 @@ impl BatchPolicy {
                     identity,
                     "BatchGetSecretValue is not allowed for this identity; using GetSecretValue from now on"
                 );
-                self.denied.lock().unwrap_or_else(|p| p.into_inner()).insert(identity.to_string());
+                crate::sync::lock(&self.denied).insert(identity.to_string());
                 true
             }
             ErrorCode::Throttled => {
                 tracing::warn!("BatchGetSecretValue is throttled; using GetSecretValue for a while");
-                *self.throttled_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                *crate::sync::lock(&self.throttled_at) = Some(Instant::now());
                 true
             }
             _ => false,

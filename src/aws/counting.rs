@@ -56,7 +56,7 @@ impl CallCounter {
 
     /// Every count so far.
     pub fn snapshot(&self) -> BTreeMap<CallKey, u64> {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::lock(&self.counts).clone()
     }
 
     /// All calls so far.
@@ -73,7 +73,7 @@ impl CallCounter {
         if let Some(observer) = &self.observer {
             observer.observe(&key, seconds);
         }
-        *self.counts.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default() += 1;
+        *crate::sync::lock(&self.counts).entry(key).or_default() += 1;
     }
 }
 

@@ -46,7 +46,7 @@ struct NetClient {
 impl HttpClient for NetClient {
     fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
         let key = (settings.connect_timeout(), settings.read_timeout());
-        let mut connectors = self.connectors.lock().unwrap_or_else(|p| p.into_inner());
+        let mut connectors = crate::sync::lock(&self.connectors);
         connectors.entry(key).or_insert_with(|| guarded(&self.net, &self.dialler, settings, Some(components))).clone()
     }
 }
@@ -178,7 +178,7 @@ impl Dialler {
         tracing::debug!(host, addrs = %resolve::describe_addrs(&resolved.addrs), source = resolved.source.as_str(), "resolved");
         if self.require_private {
             resolve::require_private(host, &resolved.addrs, dialled)?;
-            let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+            let mut checked = crate::sync::lock(&self.checked);
             checked.retain(|_, (at, _)| at.elapsed() < CHECKED_TTL);
             checked.insert(host.to_string(), (Instant::now(), resolved.addrs.clone()));
         }
@@ -186,7 +186,7 @@ impl Dialler {
     }
 
     fn fresh(&self, host: &str) -> Option<Vec<IpAddr>> {
-        let checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        let checked = crate::sync::lock(&self.checked);
         checked.get(host).filter(|(at, _)| at.elapsed() < CHECKED_TTL).map(|(_, addrs)| addrs.clone())
     }
 }

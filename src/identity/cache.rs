@@ -69,7 +69,7 @@ impl CredentialCache {
 
     /// Credentials for `key` that stay valid for more than the margin.
     pub fn get(&self, key: &CredentialKey) -> Option<PodCredentials> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = crate::sync::lock(&self.entries);
         entries.map.get(key).filter(|c| usable(c, SystemTime::now())).cloned()
     }
 
@@ -80,7 +80,7 @@ impl CredentialCache {
         if size > self.max_bytes {
             return;
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = crate::sync::lock(&self.entries);
         entries.remove(&key);
         let full = |e: &Entries| e.map.len() >= self.max_entries || e.bytes + size > self.max_bytes;
         if full(&entries) {
@@ -96,7 +96,7 @@ impl CredentialCache {
     /// The bytes held now.
     #[cfg(test)]
     fn bytes(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).bytes
+        crate::sync::lock(&self.entries).bytes
     }
 }
 

@@ -62,7 +62,7 @@ fn size_of(yaml: &str, objects: &[ObjectSpec]) -> usize {
 }
 
 fn memo() -> MutexGuard<'static, Memo> {
-    MEMO.lock().unwrap_or_else(|p| p.into_inner())
+    crate::sync::lock(&MEMO)
 }
 
 /// The objects parsed earlier from `yaml` in `context`.

@@ -131,7 +131,7 @@ impl KnownSets {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Known>> {
-        self.targets.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.targets)
     }
 }
 

@@ -75,7 +75,7 @@ impl Targets {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (u64, u64)>> {
-        self.proven.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.proven)
     }
 }
 
