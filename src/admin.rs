@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use std::net::SocketAddr;
+use std::net::{AddrParseError, SocketAddr};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -46,14 +47,26 @@ pub struct AdminError {
     reason: String,
 }
 
-/// Binds `addr` (`""` disables the server, port 0 picks a free port).
-pub async fn bind(addr: &str) -> Result<Option<tokio::net::TcpListener>, AdminError> {
-    if addr.trim().is_empty() {
-        return Ok(None);
+/// The admin server's address (`--metrics-addr`): empty disables the server, port 0 picks a
+/// free port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsAddr(pub Option<SocketAddr>);
+
+impl FromStr for MetricsAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            return Ok(MetricsAddr(None));
+        }
+        s.trim().parse().map(|a| MetricsAddr(Some(a))).map_err(|e: AddrParseError| format!("{s:?}: {e}"))
     }
+}
+
+/// Binds `addr`; `None` when the server is disabled.
+pub async fn bind(addr: MetricsAddr) -> Result<Option<tokio::net::TcpListener>, AdminError> {
+    let Some(addr) = addr.0 else { return Ok(None) };
     let err = |reason: String| AdminError { addr: addr.to_string(), reason };
-    let parsed: SocketAddr = addr.parse().map_err(|e: std::net::AddrParseError| err(e.to_string()))?;
-    let listener = tokio::net::TcpListener::bind(parsed).await.map_err(|e| err(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| err(e.to_string()))?;
     Ok(Some(listener))
 }
 

@@ -1,14 +1,15 @@
 //! Wires the serve flags into a running provider: AWS reader, credentials, mounter, socket.
 
-use crate::admin::{self, Readiness};
+use crate::admin::{self, MetricsAddr, Readiness};
 use crate::aws::{AwsCredentials, AwsReader, AwsSettings, CallCounter, Endpoints, UserAgentTag};
 use crate::cache::ValueCache;
 use crate::cli::ServeArgs;
+use crate::clock;
 use crate::fetch::Fetcher;
-use crate::identity::{AgentClient, IdentityResolver};
+use crate::identity::{AgentClient, CredentialSource, IdentityResolver};
 use crate::k8s::K8s;
 use crate::metrics::Metrics;
-use crate::mount::{CredentialSource, MountConfig, Mounter};
+use crate::mount::{MountConfig, Mounter};
 use crate::net::{EndpointAllowlist, NetworkSettings};
 use crate::server::{self, ServerError, Socket};
 use crate::service::ProviderService;
@@ -30,7 +31,9 @@ pub struct Provider {
 /// Builds the provider from the flags and an injected environment lookup (which also holds the
 /// proxy variables: a malformed one stops the start).
 pub async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<Provider, ServerError> {
-    let cache = ValueCache::new(args.cache_ttl.0, args.cache_max_entries, args.cache_max_bytes.0);
+    let clock = clock::system();
+    let cache =
+        ValueCache::new(args.cache_ttl.0, args.cache_max_entries, args.cache_max_bytes.0).with_clock(clock.clone());
     let metrics = Arc::new(Metrics::new(&cache.stats, args.metrics_secret_names));
     let settings = AwsSettings {
         endpoints: Endpoints::new(&args.endpoints, &env),
@@ -40,6 +43,7 @@ pub async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) ->
         network: NetworkSettings::new(&args.network, &env)?,
         audit: args.endpoint_policy.audit_log,
         batch_get_secret_value: args.batch_get_secret_value,
+        clock: clock.clone(),
     };
     let aws = AwsReader::new(settings);
     let k8s = Arc::new(K8s::new(args.qps, args.burst, SERVICE_ACCOUNT_CACHE_TTL));
@@ -48,7 +52,7 @@ pub async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) ->
     } else {
         let (ipv4, ipv6) = args.pod_identity_endpoints();
         let agent = AgentClient::new(ipv4, ipv6, args.pod_identity_http_timeout.0);
-        CredentialSource::Pod(Box::new(IdentityResolver::new(aws.clone(), k8s.clone(), agent)))
+        CredentialSource::Pod(Box::new(IdentityResolver::new(aws.clone(), k8s.clone(), agent, clock)))
     };
     let config = MountConfig {
         kubelet_path: args.kubelet_path.clone(),
@@ -67,7 +71,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
     let env = |k: &str| std::env::var(k).ok();
     let Provider { mounter, metrics, k8s } = provider(&args, env).await?;
     let ready = Arc::new(Readiness::default());
-    start_admin(&args.metrics_addr, metrics.clone(), ready.clone()).await?;
+    start_admin(args.metrics_addr, metrics.clone(), ready.clone()).await?;
     watch_backends(args.local_credentials, k8s, ready.clone());
     if args.local_credentials {
         tracing::warn!(
@@ -92,12 +96,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
 }
 
 /// Starts the admin server (`--metrics-addr`; empty disables it) and logs where it listens.
-async fn start_admin(addr: &str, metrics: Arc<Metrics>, ready: Arc<Readiness>) -> Result<(), ServerError> {
+async fn start_admin(addr: MetricsAddr, metrics: Arc<Metrics>, ready: Arc<Readiness>) -> Result<(), ServerError> {
     let Some(listener) = admin::bind(addr).await.map_err(|e| ServerError::Admin(e.to_string()))? else {
         tracing::info!("admin server disabled (--metrics-addr is empty)");
         return Ok(());
     };
-    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.to_string());
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(addr = %local, "admin server listening (/metrics, /healthz, /readyz)");
     tokio::spawn(admin::serve(listener, metrics, ready));
     Ok(())

@@ -4,7 +4,8 @@
 //! names and a fixed per-entry overhead); evicted values are wiped (`SecretBytes` zeroizes on
 //! drop). Two pods that proved the same identity share entries; no other sharing exists.
 
-use crate::aws::{Fetched, ReadItem};
+use crate::clock::{self, SharedClock};
+use crate::read::{Fetched, ReadItem};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
@@ -60,6 +61,7 @@ pub struct ValueCache {
     max_entries: usize,
     max_bytes: usize,
     entries: Mutex<Entries>,
+    clock: SharedClock,
     pub stats: CacheStats,
 }
 
@@ -90,7 +92,22 @@ impl ValueCache {
     /// values and `max_bytes` bytes.
     pub fn new(ttl: Duration, max_entries: usize, max_bytes: usize) -> Self {
         let entries = Mutex::new(Entries::default());
-        ValueCache { ttl, max_entries, max_bytes, entries, stats: CacheStats::default() }
+        ValueCache { ttl, max_entries, max_bytes, entries, clock: clock::system(), stats: CacheStats::default() }
+    }
+
+    /// The same cache, reading time from `clock`.
+    pub fn with_clock(self, clock: SharedClock) -> Self {
+        ValueCache { clock, ..self }
+    }
+
+    /// The current instant on this cache's clock (a read's start, to [`ValueCache::put`]).
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// How old something stamped `at` is now.
+    fn age(&self, at: Instant) -> Duration {
+        self.clock.now().saturating_duration_since(at)
     }
 
     pub fn enabled(&self) -> bool {
@@ -104,7 +121,7 @@ impl ValueCache {
         }
         let mut entries = self.lock();
         let found = match entries.map.get(key) {
-            Some(e) if e.at.elapsed() < self.ttl => Some(e.fetched.clone()),
+            Some(e) if self.age(e.at) < self.ttl => Some(e.fetched.clone()),
             Some(_) => {
                 entries.remove(key);
                 self.stats.evictions.inc();
@@ -159,7 +176,7 @@ impl ValueCache {
         }
         let before = entries.map.len();
         let ttl = self.ttl;
-        entries.map.retain(|_, e| e.at.elapsed() < ttl);
+        entries.map.retain(|_, e| self.age(e.at) < ttl);
         entries.bytes = entries.map.values().map(|e| e.bytes).sum();
         while !self.fits(entries, incoming) {
             let Some(oldest) = entries.map.iter().min_by_key(|(_, e)| e.at).map(|(k, _)| k.clone()) else {
@@ -214,6 +231,18 @@ mod tests {
         let off = ValueCache::new(Duration::ZERO, 10, 1 << 20);
         off.put(key("r", "db"), value("a"), Instant::now());
         assert_eq!(off.get(&key("r", "db")), None);
+    }
+
+    #[test]
+    fn a_value_expires_when_the_injected_clock_passes_the_ttl() {
+        let clock = crate::clock::ManualClock::new();
+        let cache = ValueCache::new(Duration::from_secs(60), 10, 1 << 20).with_clock(clock.clone());
+        cache.put(key("r", "db"), value("a"), cache.now());
+        clock.advance(Duration::from_secs(59));
+        assert!(cache.get(&key("r", "db")).is_some(), "59 s old: still served");
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(cache.get(&key("r", "db")), None, "60 s old: expired");
+        assert_eq!(cache.stats.evictions.get(), 1);
     }
 
     #[test]

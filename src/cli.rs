@@ -1,16 +1,19 @@
 //! Command-line flags (`../shared/spec/cli.md`): bare flags serve, `serve` is an alias, `mount`
 //! is a driver-like client. Every serve flag falls back to `CSI_PROVIDER_AWS_<FLAG>`.
 
-mod doctor;
-mod network;
+mod policy;
 
-pub use doctor::DoctorArgs;
-pub use network::{EndpointPolicyArgs, NetworkArgs};
+pub use policy::EndpointPolicyArgs;
 
+use crate::admin::MetricsAddr;
+use crate::aws::EndpointFlag;
+use crate::client::MountArgs;
+use crate::doctor::DoctorArgs;
+use crate::net::{NetworkArgs, check_url};
+use crate::telemetry::LogArgs;
+use crate::units::{ByteSize, Dur};
 use clap::{ArgAction, Args, Parser, Subcommand};
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::time::Duration;
 
 /// AWS Secrets Manager and Parameter Store provider for the Secrets Store CSI driver.
 #[derive(Debug, Parser)]
@@ -109,7 +112,7 @@ pub struct ServeArgs {
     /// Admin server address (`/metrics`, `/healthz`, `/readyz`); empty disables it; port 0
     /// picks a free port and logs it.
     #[arg(long, env = "CSI_PROVIDER_AWS_METRICS_ADDR", default_value = "0.0.0.0:8989")]
-    pub metrics_addr: String,
+    pub metrics_addr: MetricsAddr,
     /// Allow secret names as metric label values (cardinality and privacy: off by default).
     #[arg(long, env = "CSI_PROVIDER_AWS_METRICS_SECRET_NAMES", num_args = 0..=1, require_equals = true,
           default_value = "false", default_missing_value = "true", action = ArgAction::Set)]
@@ -121,149 +124,6 @@ pub struct ServeArgs {
     pub network: NetworkArgs,
     #[command(flatten)]
     pub endpoint_policy: EndpointPolicyArgs,
-}
-
-/// Logging flags, shared by every subcommand.
-#[derive(Debug, Clone, Args)]
-pub struct LogArgs {
-    /// `error`, `warn`, `info`, `debug`, `trace`, or an EnvFilter directive.
-    #[arg(long, env = "CSI_PROVIDER_AWS_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
-    /// Log line format.
-    #[arg(long, env = "CSI_PROVIDER_AWS_LOG_FORMAT", default_value = "plain")]
-    pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Plain,
-    Json,
-}
-
-/// Flags of the `mount` client.
-#[derive(Debug, Clone, Args)]
-pub struct MountArgs {
-    /// SecretProviderClass manifest (YAML).
-    #[arg(long)]
-    pub spc: PathBuf,
-    /// Target directory for the files.
-    #[arg(long)]
-    pub target: PathBuf,
-    /// Provider socket.
-    #[arg(long, default_value = "/var/run/secrets-store-csi-providers/aws.sock")]
-    pub socket: PathBuf,
-    #[arg(long, default_value = "default")]
-    pub namespace: String,
-    #[arg(long, default_value = "mount-cli")]
-    pub pod: String,
-    #[arg(long, default_value = "00000000-0000-0000-0000-000000000000")]
-    pub pod_uid: String,
-    #[arg(long, default_value = "default")]
-    pub service_account: String,
-    /// A service-account token for an audience, `AUDIENCE=FILE`. Repeatable.
-    #[arg(long = "token")]
-    pub tokens: Vec<TokenFlag>,
-    /// Ask the provider for files (as the driver does in driver-writes mode) and write them here.
-    #[arg(long)]
-    pub driver_writes: bool,
-    /// Repeat the mount at this interval, as the driver's rotation does.
-    #[arg(long)]
-    pub watch: Option<Dur>,
-    #[command(flatten)]
-    pub log: LogArgs,
-}
-
-/// A duration flag: `500ms`, `30s`, `2m`, or `0`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl FromStr for Dur {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.trim() == "0" {
-            return Ok(Dur(Duration::ZERO));
-        }
-        humantime::parse_duration(s.trim())
-            .map(Dur)
-            .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. 500ms, 30s, 2m"))
-    }
-}
-
-/// A size in bytes: `67108864`, or a Kubernetes-style quantity (`64Mi`, `512Ki`, `1Gi`, `100M`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub usize);
-
-impl FromStr for ByteSize {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        const UNITS: [(&str, u64); 6] =
-            [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("k", 1_000), ("M", 1_000_000), ("G", 1_000_000_000)];
-        let t = s.trim();
-        let (digits, unit) =
-            UNITS.iter().find_map(|(suffix, unit)| t.strip_suffix(suffix).map(|d| (d, *unit))).unwrap_or((t, 1));
-        let bad = || format!("invalid size {s:?}; use bytes or e.g. 512Ki, 64Mi, 1Gi");
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        let bytes = n.checked_mul(unit).and_then(|b| usize::try_from(b).ok()).ok_or_else(bad)?;
-        Ok(ByteSize(bytes))
-    }
-}
-
-/// One `--endpoint SERVICE[@REGION]=URL`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointFlag {
-    pub service: String,
-    pub region: Option<String>,
-    pub url: String,
-}
-
-pub const ENDPOINT_SERVICES: [&str; 3] = ["secretsmanager", "ssm", "sts"];
-
-impl FromStr for EndpointFlag {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (key, url) = s.split_once('=').ok_or_else(|| format!("endpoint {s:?}: expected SERVICE[@REGION]=URL"))?;
-        let (service, region) = match key.split_once('@') {
-            Some((service, region)) => (service, Some(region.to_string())),
-            None => (key, None),
-        };
-        if !ENDPOINT_SERVICES.contains(&service) {
-            return Err(format!("endpoint {s:?}: unknown service {service:?} (use secretsmanager, ssm or sts)"));
-        }
-        check_url(url).map_err(|e| format!("endpoint {s:?}: {e}"))?;
-        Ok(EndpointFlag { service: service.to_string(), region, url: url.to_string() })
-    }
-}
-
-/// An endpoint URL must be absolute http(s) with a host.
-pub fn check_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or("the URL must start with https:// or http://")?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() || host.contains('@') {
-        return Err("the URL must name a host (and no user info)".into());
-    }
-    Ok(())
-}
-
-/// One `--token AUDIENCE=FILE`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenFlag {
-    pub audience: String,
-    pub file: PathBuf,
-}
-
-impl FromStr for TokenFlag {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.split_once('=') {
-            Some((aud, file)) if !aud.is_empty() && !file.is_empty() => {
-                Ok(TokenFlag { audience: aud.to_string(), file: PathBuf::from(file) })
-            }
-            _ => Err(format!("token {s:?}: expected AUDIENCE=FILE")),
-        }
-    }
 }
 
 fn parse_url(s: &str) -> Result<String, String> {
@@ -292,6 +152,7 @@ fn parse_provider_name(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(args: &[&str]) -> Command {
         let mut all = vec!["csi-provider-aws"];

@@ -2,8 +2,16 @@
 //! subcommand and by tests).
 
 use crate::pb::csi_driver_provider_client::CsiDriverProviderClient;
+use crate::pb::{MountRequest, MountResponse};
+use crate::secret::SecretBytes;
+use crate::telemetry::LogArgs;
+use crate::units::Dur;
+use crate::write::{OutFile, WriteOutcome};
+use clap::Args;
 use hyper_util::rt::TokioIo;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use tonic::transport::{Channel, Endpoint};
 
 /// Connects to the provider's unix socket. The URI is a placeholder: the connector ignores it
@@ -22,11 +30,57 @@ pub async fn connect(socket: &Path) -> Result<CsiDriverProviderClient<Channel>, 
     Ok(CsiDriverProviderClient::new(channel))
 }
 
-use crate::cli::MountArgs;
-use crate::pb::{MountRequest, MountResponse};
-use crate::secret::SecretBytes;
-use crate::write::{OutFile, WriteOutcome};
-use std::collections::BTreeMap;
+/// Flags of the `mount` client.
+#[derive(Debug, Clone, Args)]
+pub struct MountArgs {
+    /// SecretProviderClass manifest (YAML).
+    #[arg(long)]
+    pub spc: PathBuf,
+    /// Target directory for the files.
+    #[arg(long)]
+    pub target: PathBuf,
+    /// Provider socket.
+    #[arg(long, default_value = "/var/run/secrets-store-csi-providers/aws.sock")]
+    pub socket: PathBuf,
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    #[arg(long, default_value = "mount-cli")]
+    pub pod: String,
+    #[arg(long, default_value = "00000000-0000-0000-0000-000000000000")]
+    pub pod_uid: String,
+    #[arg(long, default_value = "default")]
+    pub service_account: String,
+    /// A service-account token for an audience, `AUDIENCE=FILE`. Repeatable.
+    #[arg(long = "token")]
+    pub tokens: Vec<TokenFlag>,
+    /// Ask the provider for files (as the driver does in driver-writes mode) and write them here.
+    #[arg(long)]
+    pub driver_writes: bool,
+    /// Repeat the mount at this interval, as the driver's rotation does.
+    #[arg(long)]
+    pub watch: Option<Dur>,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// One `--token AUDIENCE=FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFlag {
+    pub audience: String,
+    pub file: PathBuf,
+}
+
+impl FromStr for TokenFlag {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('=') {
+            Some((aud, file)) if !aud.is_empty() && !file.is_empty() => {
+                Ok(TokenFlag { audience: aud.to_string(), file: PathBuf::from(file) })
+            }
+            _ => Err(format!("token {s:?}: expected AUDIENCE=FILE")),
+        }
+    }
+}
 
 /// A failed `mount` subcommand.
 #[derive(Debug, thiserror::Error)]

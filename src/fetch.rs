@@ -2,14 +2,18 @@
 //! then identical reads already in flight (coalesced), then one batched read of the rest. Each read
 //! knows the pods it serves (a follower adds itself), for the audit log.
 
-use crate::aws::{AwsCredentials, AwsReader, FetchError, Fetched, ReadItem, Requesters, Route};
+use crate::aws::{AwsCredentials, AwsReader};
 use crate::cache::{CacheKey, ValueCache};
+use crate::read::{Answers, ReadItem, ReadResult, ReadScope, Requesters};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::watch;
 
-type Shared = Option<Result<Fetched, FetchError>>;
+/// The context of a mount's reads, with the credentials this fetcher reads with.
+pub type Scope<'a> = ReadScope<'a, AwsCredentials>;
+
+type Shared = Option<ReadResult>;
 /// Reads in flight: the result to wait for, and the pods waiting.
 type Inflight = Arc<Mutex<HashMap<CacheKey, (watch::Receiver<Shared>, Requesters)>>>;
 
@@ -23,7 +27,7 @@ pub struct Fetcher {
 
 /// What each item of a mount waits on.
 enum Source {
-    Ready(Result<Fetched, FetchError>),
+    Ready(ReadResult),
     Follow(watch::Receiver<Shared>),
     Lead(watch::Sender<Shared>),
 }
@@ -41,49 +45,35 @@ impl Fetcher {
         &self.aws
     }
 
-    /// One result per item, in order, read along `route` for `pod` (`namespace/name`).
-    pub async fn fetch(
-        &self,
-        creds: &AwsCredentials,
-        identity: &str,
-        route: Route<'_>,
-        pod: &str,
-        items: Vec<ReadItem>,
-    ) -> Vec<Result<Fetched, FetchError>> {
-        let (shared_identity, region): (Arc<str>, Arc<str>) = (identity.into(), route.region.into());
+    /// An answer for every item, read in the scope's context (along its route, for its pod).
+    pub async fn fetch(&self, scope: &Scope<'_>, items: Vec<ReadItem>) -> Answers {
+        let (identity, region): (Arc<str>, Arc<str>) = (scope.identity.into(), scope.route.region.into());
         let keys: Vec<CacheKey> = items
             .into_iter()
-            .map(|item| CacheKey { identity: shared_identity.clone(), region: region.clone(), item })
+            .map(|item| CacheKey { identity: identity.clone(), region: region.clone(), item })
             .collect();
-        let requesters = Requesters::default();
-        let sources: Vec<Source> = keys.iter().map(|k| self.source(k, pod, &requesters)).collect();
-        let _guard = InflightGuard { map: self.inflight.clone(), keys: leading_keys(&keys, &sources) };
-        let lead_items: Vec<ReadItem> = keys
-            .iter()
-            .zip(&sources)
-            .filter(|(_, s)| matches!(s, Source::Lead(_)))
-            .map(|(k, _)| k.item.clone())
-            .collect();
-        let started = Instant::now();
-        let mut read = if lead_items.is_empty() {
-            Vec::new().into_iter()
-        } else {
-            self.aws.read(creds, identity, route, &lead_items, &requesters).await.into_iter()
-        };
-        let mut results = Vec::with_capacity(keys.len());
-        for (source, key) in sources.into_iter().zip(keys) {
-            results.push(match source {
+        let sources: Vec<(CacheKey, Source)> = keys.into_iter().map(|k| (k.clone(), self.source(&k, scope))).collect();
+        let _guard = InflightGuard { map: self.inflight.clone(), keys: leading_keys(&sources) };
+        let lead_items: Vec<ReadItem> = leading_keys(&sources).into_iter().map(|k| k.item).collect();
+        let started = self.cache.now();
+        let read = if lead_items.is_empty() { Answers::default() } else { self.aws.read(scope, &lead_items).await };
+        let mut answers = Answers::default();
+        for (key, source) in sources {
+            let item = key.item.clone();
+            let result = match source {
                 Source::Ready(r) => r,
-                Source::Lead(tx) => self.publish(tx, key, read.next(), started),
-                Source::Follow(rx) => self.follow(rx, creds, identity, route, pod, &key.item).await,
-            });
+                Source::Lead(tx) => self.publish(tx, key, &read, started),
+                Source::Follow(rx) => self.follow(rx, scope, &key.item).await,
+            };
+            answers.insert(item, result);
         }
-        results
+        answers
     }
 
     /// A cached value, an in-flight read to follow (joining its requesters), or the lead on a
     /// new read (served to `requesters`).
-    fn source(&self, key: &CacheKey, pod: &str, requesters: &Requesters) -> Source {
+    fn source(&self, key: &CacheKey, scope: &Scope<'_>) -> Source {
+        let pod = scope.pod;
         if let Some(hit) = self.cache.get(key) {
             return Source::Ready(Ok(hit));
         }
@@ -94,19 +84,14 @@ impl Fetcher {
             return Source::Follow(rx.clone());
         }
         let (tx, rx) = watch::channel(None);
-        requesters.add(&key.item.name, pod);
-        inflight.insert(key.clone(), (rx, requesters.clone()));
+        scope.requesters.add(&key.item.name, pod);
+        inflight.insert(key.clone(), (rx, scope.requesters.clone()));
         Source::Lead(tx)
     }
 
-    fn publish(
-        &self,
-        tx: watch::Sender<Shared>,
-        key: CacheKey,
-        result: Option<Result<Fetched, FetchError>>,
-        started: Instant,
-    ) -> Result<Fetched, FetchError> {
-        let result = result.unwrap_or_else(|| Err(missing(&key.item)));
+    /// Caches and shares the lead read's answer for `key`.
+    fn publish(&self, tx: watch::Sender<Shared>, key: CacheKey, read: &Answers, started: Instant) -> ReadResult {
+        let result = read.get(&key.item, &key.region);
         if let Ok(fetched) = &result {
             self.cache.put(key, fetched.clone(), started);
         }
@@ -115,40 +100,20 @@ impl Fetcher {
     }
 
     /// Waits for the leader; reads alone if the leader went away (its mount was cancelled).
-    async fn follow(
-        &self,
-        mut rx: watch::Receiver<Shared>,
-        creds: &AwsCredentials,
-        identity: &str,
-        route: Route<'_>,
-        pod: &str,
-        item: &ReadItem,
-    ) -> Result<Fetched, FetchError> {
+    async fn follow(&self, mut rx: watch::Receiver<Shared>, scope: &Scope<'_>, item: &ReadItem) -> ReadResult {
         if let Ok(done) = rx.wait_for(Option::is_some).await
             && let Some(result) = done.clone()
         {
             return result;
         }
-        let requesters = Requesters::default();
-        requesters.add(&item.name, pod);
-        let mut alone = self.aws.read(creds, identity, route, std::slice::from_ref(item), &requesters).await;
-        alone.pop().unwrap_or_else(|| Err(missing(item)))
+        let alone = scope.alone();
+        alone.requesters.add(&item.name, scope.pod);
+        self.aws.read(&alone, std::slice::from_ref(item)).await.get(item, scope.route.region)
     }
 }
 
-fn missing(item: &ReadItem) -> FetchError {
-    FetchError {
-        code: crate::codes::ErrorCode::Internal,
-        object: item.name.clone(),
-        store: item.object_type.as_str(),
-        region: String::new(),
-        aws_code: None,
-        reason: "no result was produced for this object".into(),
-    }
-}
-
-fn leading_keys(keys: &[CacheKey], sources: &[Source]) -> Vec<CacheKey> {
-    keys.iter().zip(sources).filter(|(_, s)| matches!(s, Source::Lead(_))).map(|(k, _)| k.clone()).collect()
+fn leading_keys(sources: &[(CacheKey, Source)]) -> Vec<CacheKey> {
+    sources.iter().filter(|(_, s)| matches!(s, Source::Lead(_))).map(|(k, _)| k.clone()).collect()
 }
 
 /// Removes this mount's in-flight entries however it ends (success, error or cancellation).

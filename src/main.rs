@@ -46,7 +46,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints the table; 0 when every check passed, 1 when any failed.
-async fn doctor(args: &csi_provider_aws::cli::DoctorArgs) -> ExitCode {
+async fn doctor(args: &csi_provider_aws::doctor::DoctorArgs) -> ExitCode {
     let report = csi_provider_aws::doctor::run(args, |k| std::env::var(k).ok()).await;
     print!("{}", report.render());
     ExitCode::from(report.exit_code())

@@ -3,8 +3,8 @@
 //! exchanges, cache hits/misses/evictions/entries, objects rotated, bytes written, in-flight
 //! mounts, build info. Secret names appear in label values only with `--metrics-secret-names`.
 
-use crate::aws::{CallKey, CallObserver};
 use crate::cache::CacheStats;
+use crate::read::{CallKey, CallObserver};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

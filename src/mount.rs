@@ -1,13 +1,13 @@
 //! One `Mount`, end to end: parameters → region → credentials → fetch (with failover) →
 //! render → write into the target path, or return the files in driver-writes mode.
 
-use crate::aws::{AwsCredentials, FetchError, Fetched, ReadItem, Route};
 use crate::codes::ErrorCode;
-use crate::fetch::Fetcher;
-use crate::identity::{IdentityError, IdentityResolver};
+use crate::fetch::{Fetcher, Scope};
+use crate::identity::{CredentialSource, IdentityError, Proven};
 use crate::k8s::K8s;
 use crate::net::{EndpointAllowlist, EndpointRefused, SpcEndpoints};
 use crate::params::{self, MountParams, ObjectSpec, ParamError};
+use crate::read::{FetchError, Fetched, ReadItem, ReadResult, Route};
 use crate::render::{self, FileVersion, RenderError};
 use crate::write::{self, KnownSets, OutFile, Target, Targets, WriteError, WriteOutcome};
 use std::collections::HashMap;
@@ -25,15 +25,6 @@ pub struct MountConfig {
     pub node_name: Option<String>,
     /// `--allowed-endpoint-host`: the hosts a SecretProviderClass's endpoint parameters may name.
     pub allowed_endpoints: EndpointAllowlist,
-}
-
-/// Where a mount's credentials come from.
-#[derive(Debug, Clone)]
-pub enum CredentialSource {
-    /// `--local-credentials`: the process's own chain, for every mount.
-    Local(AwsCredentials),
-    /// The mounting pod's own identity (IRSA or Pod Identity).
-    Pod(Box<IdentityResolver>),
 }
 
 /// One `Mount` request in domain terms.
@@ -163,10 +154,11 @@ impl Mounter {
             return Err(region_error(&params, format!("failoverRegion {region} must differ from the region")));
         }
         let endpoints = self.admit_endpoints(&params)?;
-        let (credentials, identity) = self.credentials(&params, &region, &endpoints).await?;
+        let proven = self.credentials(&params, &region, &endpoints).await?;
         let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
-        let fetched = self.fetch(&params, &pod, &credentials, &identity, &region, &endpoints).await?;
-        let rendered = render::render(&params.objects, &fetched)?;
+        let scope = Scope::new(&proven.credentials, &proven.identity, Route::new(&region, &endpoints.primary), &pod);
+        let fetched = self.fetch(&params, &scope, &endpoints).await?;
+        let rendered = render::render(&fetched)?;
         let delivery = self.deliver(target, &rendered.files).await?;
         let files = if delivery == Delivery::Returned { rendered.files } else { Vec::new() };
         Ok(MountOutput { versions: rendered.versions, files, delivery, pod, objects: params.objects.len() })
@@ -221,55 +213,40 @@ impl Mounter {
         params: &MountParams,
         region: &str,
         endpoints: &SpcEndpoints,
-    ) -> Result<(AwsCredentials, String), MountError> {
-        match &self.credentials {
-            CredentialSource::Local(credentials) => Ok((credentials.clone(), "local".to_string())),
-            CredentialSource::Pod(resolver) => {
-                let mut routes = vec![Route::new(region, &endpoints.primary)];
-                routes.extend(params.failover_region.as_deref().map(|r| Route::new(r, &endpoints.failover)));
-                let pod = resolver
-                    .resolve(params, &routes)
-                    .await
-                    .map_err(|source| MountError::Identity { mount: params.describe(), source: Box::new(source) })?;
-                tracing::debug!(identity = %pod.identity, "pod credentials obtained");
-                Ok((pod.credentials, pod.identity))
-            }
-        }
+    ) -> Result<Proven, MountError> {
+        let mut routes = vec![Route::new(region, &endpoints.primary)];
+        routes.extend(params.failover_region.as_deref().map(|r| Route::new(r, &endpoints.failover)));
+        self.credentials
+            .prove(params, &routes)
+            .await
+            .map_err(|source| MountError::Identity { mount: params.describe(), source: Box::new(source) })
     }
 
-    /// Reads every object in the primary region for `pod` (`namespace/name`); objects that
-    /// failed transiently are read again in the failover region (and only those, and only then).
-    async fn fetch(
+    /// Reads every object in the primary region (the scope's route); objects that failed
+    /// transiently are read again in the failover region (and only those, and only then). Each
+    /// value is paired with its object by the item it answers.
+    async fn fetch<'p>(
         &self,
-        params: &MountParams,
-        pod: &str,
-        creds: &AwsCredentials,
-        identity: &str,
-        region: &str,
+        params: &'p MountParams,
+        scope: &Scope<'_>,
         endpoints: &SpcEndpoints,
-    ) -> Result<Vec<Fetched>, MountError> {
+    ) -> Result<Vec<(&'p ObjectSpec, Fetched)>, MountError> {
         let items: Vec<ReadItem> = params.objects.iter().map(primary_item).collect();
-        let route = Route::new(region, &endpoints.primary);
-        let mut results = self.fetcher.fetch(creds, identity, route, pod, items).await;
+        let answers = self.fetcher.fetch(scope, items).await;
+        let region = scope.route.region;
+        let mut results: Vec<(&ObjectSpec, ReadResult)> =
+            params.objects.iter().map(|o| (o, answers.get(&primary_item(o), region))).collect();
         if let Some(failover_region) = &params.failover_region {
-            let failover = Route::new(failover_region, &endpoints.failover);
-            self.fail_over(params, pod, creds, identity, failover, &mut results).await;
+            let failover = scope.along(Route::new(failover_region, &endpoints.failover));
+            self.fail_over(&failover, &mut results).await;
         }
         collect(results)
     }
 
-    async fn fail_over(
-        &self,
-        params: &MountParams,
-        pod: &str,
-        creds: &AwsCredentials,
-        identity: &str,
-        failover: Route<'_>,
-        results: &mut [Result<Fetched, FetchError>],
-    ) {
-        let failover_region = failover.region;
+    async fn fail_over(&self, failover: &Scope<'_>, results: &mut [(&ObjectSpec, ReadResult)]) {
+        let failover_region = failover.route.region;
         let retry: Vec<usize> =
-            (0..results.len()).filter(|&i| matches!(&results[i], Err(e) if e.code.is_transient())).collect();
+            (0..results.len()).filter(|&i| matches!(&results[i].1, Err(e) if e.code.is_transient())).collect();
         if retry.is_empty() {
             return;
         }
@@ -278,12 +255,13 @@ impl Mounter {
             region = failover_region,
             "primary region failed transiently; reading from the failover region"
         );
-        let items: Vec<ReadItem> = retry.iter().map(|&i| failover_item(&params.objects[i])).collect();
-        let second = self.fetcher.fetch(creds, identity, failover, pod, items).await;
-        for (i, result) in retry.into_iter().zip(second) {
-            let primary = results[i].as_ref().err().map(|e| e.to_string()).unwrap_or_default();
-            results[i] = result.map_err(|mut e| {
-                e.reason = format!("{}; the primary region failed first: {primary}", e.reason);
+        let items: Vec<ReadItem> = retry.iter().map(|&i| failover_item(results[i].0)).collect();
+        let second = self.fetcher.fetch(failover, items).await;
+        for i in retry {
+            let (object, primary) = &mut results[i];
+            let first = primary.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+            *primary = second.get(&failover_item(object), failover_region).map_err(|mut e| {
+                e.reason = format!("{}; the primary region failed first: {first}", e.reason);
                 e
             });
         }
@@ -337,12 +315,12 @@ fn failover_item(object: &ObjectSpec) -> ReadItem {
     }
 }
 
-/// All values, or the most telling failure: a permanent one before a transient one (a retry
-/// cannot fix a mount in which anything failed permanently).
-fn collect(results: Vec<Result<Fetched, FetchError>>) -> Result<Vec<Fetched>, MountError> {
-    let mut errors: Vec<FetchError> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+/// All values, each beside what it answers, or the most telling failure: a permanent one before
+/// a transient one (a retry cannot fix a mount in which anything failed permanently).
+fn collect<T>(results: Vec<(T, ReadResult)>) -> Result<Vec<(T, Fetched)>, MountError> {
+    let mut errors: Vec<FetchError> = results.iter().filter_map(|(_, r)| r.as_ref().err().cloned()).collect();
     if errors.is_empty() {
-        return Ok(results.into_iter().flatten().collect());
+        return Ok(results.into_iter().filter_map(|(t, r)| r.ok().map(|f| (t, f))).collect());
     }
     errors.sort_by_key(|e| e.code.is_transient());
     let first = errors.remove(0);
@@ -410,20 +388,23 @@ mod tests {
     use super::*;
     use crate::secret::SecretBytes;
 
-    fn failed(object: &str, code: ErrorCode) -> Result<Fetched, FetchError> {
-        Err(FetchError {
-            code,
-            object: object.into(),
-            store: "secretsmanager",
-            region: "us-west-2".into(),
-            aws_code: None,
-            reason: "r".into(),
-        })
+    fn failed(object: &str, code: ErrorCode) -> ((), ReadResult) {
+        (
+            (),
+            Err(FetchError {
+                code,
+                object: object.into(),
+                store: "secretsmanager",
+                region: "us-west-2".into(),
+                aws_code: None,
+                reason: "r".into(),
+            }),
+        )
     }
 
     #[test]
     fn a_permanent_failure_wins_over_a_transient_one() {
-        let ok = Ok(Fetched { value: SecretBytes::from("v"), version: "1".into() });
+        let ok = ((), Ok(Fetched { value: SecretBytes::from("v"), version: "1".into() }));
         let err =
             collect(vec![ok, failed("a", ErrorCode::Throttled), failed("b", ErrorCode::NotFound)]).expect_err("fails");
         assert_eq!(err.code(), ErrorCode::NotFound);

@@ -1,9 +1,9 @@
 //! Turns fetched values into the files and object versions of one mount: one file per object,
 //! one more per jmesPath entry, each carrying its object's version.
 
-use crate::aws::Fetched;
 use crate::jmes::{self, JmesError};
 use crate::params::ObjectSpec;
+use crate::read::Fetched;
 use crate::write::OutFile;
 
 /// The version of one mounted file, as reported to the driver (`ObjectVersion`).
@@ -31,10 +31,10 @@ pub struct RenderError {
     pub source: JmesError,
 }
 
-/// Renders `objects[i]` with `fetched[i]`.
-pub fn render(objects: &[ObjectSpec], fetched: &[Fetched]) -> Result<Rendered, RenderError> {
+/// Renders each object with the value read for it.
+pub fn render(values: &[(&ObjectSpec, Fetched)]) -> Result<Rendered, RenderError> {
     let mut out = Rendered::default();
-    for (object, value) in objects.iter().zip(fetched) {
+    for (object, value) in values {
         render_object(object, value, &mut out)?;
     }
     Ok(out)
@@ -87,7 +87,7 @@ mod tests {
     fn jmes_files_carry_the_parent_version_and_their_modes() {
         let rds = object("rds", vec![entry("username", "user", 0o644), entry("password", "pass", 0o400)]);
         let value = Fetched { value: SecretBytes::from(r#"{"username":"u","password":"p"}"#), version: "v-1".into() };
-        let out = render(&[rds], &[value]).expect("renders");
+        let out = render(&[(&rds, value)]).expect("renders");
         let files: Vec<_> = out.files.iter().map(|f| (f.path.as_str(), f.mode, f.contents.expose())).collect();
         assert_eq!(files[1..], [("user", 0o644, &b"u"[..]), ("pass", 0o400, &b"p"[..])]);
         assert_eq!(files[0].0, "rds");
@@ -99,7 +99,7 @@ mod tests {
     fn a_missing_key_names_the_object_and_path() {
         let rds = object("rds", vec![entry("nope", "x", 0o644)]);
         let value = Fetched { value: SecretBytes::from(r#"{"a":"b"}"#), version: "1".into() };
-        let err = render(&[rds], &[value]).expect_err("missing key");
+        let err = render(&[(&rds, value)]).expect_err("missing key");
         assert_eq!(
             err.to_string(),
             r#"object "rds" (objects[0]): jmesPath "nope": no such key (the expression matched nothing)"#

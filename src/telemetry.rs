@@ -5,12 +5,51 @@
 //! character (a newline in a value cannot start a forged line, an escape sequence cannot drive
 //! a terminal).
 
-use crate::cli::{LogArgs, LogFormat};
+use clap::Args;
 use std::fmt::{self, Write as _};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::format::{Writer, debug_fn};
+
+/// Logging flags, shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or an EnvFilter directive.
+    #[arg(long, env = "CSI_PROVIDER_AWS_LOG_LEVEL", default_value = "info")]
+    pub log_level: LogLevel,
+    /// Log line format.
+    #[arg(long, env = "CSI_PROVIDER_AWS_LOG_FORMAT", default_value = "plain")]
+    pub log_format: LogFormat,
+}
+
+/// The log line format (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `message name=value ...`, control characters escaped.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A `--log-level` value, checked when parsed: a bare level or an EnvFilter directive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLevel(String);
+
+impl std::str::FromStr for LogLevel {
+    type Err = TelemetryError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        filter_for(s)?;
+        Ok(LogLevel(s.to_string()))
+    }
+}
+
+impl LogLevel {
+    /// The filter this level stands for.
+    pub fn filter(&self) -> EnvFilter {
+        filter_for(&self.0).unwrap_or_else(|_| EnvFilter::new("info"))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -39,7 +78,7 @@ pub fn filter_for(level: &str) -> Result<EnvFilter, TelemetryError> {
 
 /// Installs the global subscriber.
 pub fn init(args: &LogArgs) -> Result<(), TelemetryError> {
-    let filter = filter_for(&args.log_level)?;
+    let filter = args.log_level.filter();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match args.log_format {
         LogFormat::Plain => builder.fmt_fields(escaped_fields()).try_init(),

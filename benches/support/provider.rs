@@ -170,6 +170,7 @@ pub fn own_cpu() -> Option<Duration> {
 }
 
 /// `utime + stime` of a `/proc/<pid>/stat` file.
+#[allow(unsafe_code)] // sysconf: no safe wrapper among our dependencies
 fn cpu_of(path: &str) -> Option<Duration> {
     let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command (which may contain spaces) start at field 3 (state).

@@ -6,6 +6,7 @@
 //! it was in flight (coalescing) lists those pods too.
 
 use super::counting::{response_outcome, service_and_operation};
+use crate::read::Requesters;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -13,27 +14,7 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 };
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
-
-/// The pods a read serves, per object name. Followers of an in-flight read add themselves, so
-/// the audit line written when the request completes names them.
-#[derive(Debug, Clone, Default)]
-pub struct Requesters(Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>);
-
-impl Requesters {
-    /// Records that `pod` waits on `object`.
-    pub fn add(&self, object: &str, pod: &str) {
-        let mut map = crate::sync::lock(&self.0);
-        map.entry(object.to_string()).or_default().insert(pod.to_string());
-    }
-
-    /// The pods waiting on any of `objects`.
-    pub fn pods_for<'a>(&self, objects: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
-        let map = crate::sync::lock(&self.0);
-        objects.into_iter().filter_map(|o| map.get(o)).flatten().cloned().collect()
-    }
-}
+use std::collections::BTreeSet;
 
 /// What an audit line needs from a read: whether auditing is on, the region and who waits.
 #[derive(Debug, Clone, Copy)]

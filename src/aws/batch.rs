@@ -4,6 +4,7 @@
 
 use super::audit::{AuditScope, send_audited};
 use super::{FetchError, Fetched, ReadItem, errors};
+use crate::clock::SharedClock;
 use crate::codes::ErrorCode;
 use crate::secret::SecretBytes;
 use aws_sdk_secretsmanager as sm;
@@ -17,17 +18,25 @@ pub const BATCH: usize = 20;
 const THROTTLE_COOLDOWN: Duration = Duration::from_secs(60);
 
 /// What the provider learned about batching.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BatchPolicy {
     denied: Mutex<HashSet<String>>,
     throttled_at: Mutex<Option<Instant>>,
+    clock: SharedClock,
 }
 
 impl BatchPolicy {
+    /// Nothing learned yet; time read from `clock`.
+    pub fn new(clock: SharedClock) -> Self {
+        BatchPolicy { denied: Mutex::default(), throttled_at: Mutex::default(), clock }
+    }
+
     /// Whether `identity` may try the batch API now.
     pub fn allowed(&self, identity: &str) -> bool {
         let denied = crate::sync::lock(&self.denied).contains(identity);
-        let throttled = crate::sync::lock(&self.throttled_at).is_some_and(|at| at.elapsed() < THROTTLE_COOLDOWN);
+        let now = self.clock.now();
+        let throttled = crate::sync::lock(&self.throttled_at)
+            .is_some_and(|at| now.saturating_duration_since(at) < THROTTLE_COOLDOWN);
         !denied && !throttled
     }
 
@@ -44,7 +53,7 @@ impl BatchPolicy {
             }
             ErrorCode::Throttled => {
                 tracing::warn!("BatchGetSecretValue is throttled; using GetSecretValue for a while");
-                *crate::sync::lock(&self.throttled_at) = Some(Instant::now());
+                *crate::sync::lock(&self.throttled_at) = Some(self.clock.now());
                 true
             }
             _ => false,
@@ -153,8 +162,8 @@ pub fn result_for(
 ) -> Result<Fetched, FetchError> {
     match answer {
         Some(Ok(fetched)) => Ok(fetched.clone()),
-        Some(Err(failure)) => Err(FetchError::new(item, region, failure.clone())),
-        None => Err(FetchError::bad_response(item, region, "BatchGetSecretValue returned no entry for this secret")),
+        Some(Err(failure)) => Err(failure.clone().for_item(item, region)),
+        None => Err(super::bad_response(item, region, "BatchGetSecretValue returned no entry for this secret")),
     }
 }
 
@@ -257,7 +266,7 @@ mod tests {
 
     #[test]
     fn denial_is_remembered_per_identity_and_throttling_pauses_everyone() {
-        let policy = BatchPolicy::default();
+        let policy = BatchPolicy::new(crate::clock::system());
         let denied = errors::Failure { code: ErrorCode::AccessDenied, aws_code: None, reason: String::new() };
         assert!(policy.learn("role-a", &denied));
         assert!(!policy.allowed("role-a") && policy.allowed("role-b"));
@@ -266,5 +275,17 @@ mod tests {
         assert!(!policy.allowed("role-b"));
         let other = errors::Failure { code: ErrorCode::EndpointUnreachable, aws_code: None, reason: String::new() };
         assert!(!policy.learn("role-c", &other), "a transient failure is not a reason to stop batching");
+    }
+
+    #[test]
+    fn the_throttling_pause_ends_on_the_injected_clock() {
+        let clock = crate::clock::ManualClock::new();
+        let policy = BatchPolicy::new(clock.clone());
+        let throttled = errors::Failure { code: ErrorCode::Throttled, aws_code: None, reason: String::new() };
+        assert!(policy.learn("role-a", &throttled));
+        clock.advance(THROTTLE_COOLDOWN - Duration::from_secs(1));
+        assert!(!policy.allowed("role-a"), "still cooling down");
+        clock.advance(Duration::from_secs(1));
+        assert!(policy.allowed("role-a"), "the cooldown is over");
     }
 }

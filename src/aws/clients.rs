@@ -1,13 +1,14 @@
 //! Client set-up: one shared HTTP client and connection pool (TLS roots, proxy, resolver:
 //! [`super::http`]), endpoints per service and region (the SecretProviderClass's admitted ones
-//! first), FIPS/dual-stack for AWS defaults, our user agent, retries and timeouts. Reads are
-//! dispatched to the store modules.
+//! first), FIPS/dual-stack for AWS defaults, our user agent, retries and timeouts. Reading is
+//! in [`super::reading`].
 
-use super::audit::{AuditScope, Requesters};
+use super::audit::AuditScope;
 use super::batch::BatchPolicy;
-use super::{AwsCredentials, CallCounter, Endpoints, FetchError, Fetched, ReadItem, Route, Service, UserAgentTag};
+use super::{AwsCredentials, CallCounter, Endpoints, Service, UserAgentTag};
+use crate::clock::SharedClock;
 use crate::net::NetworkSettings;
-use crate::params::ObjectType;
+use crate::read::Requesters;
 use aws_config::BehaviorVersion;
 use aws_config::Region;
 use aws_config::retry::RetryConfig;
@@ -32,6 +33,8 @@ pub struct AwsSettings {
     pub audit: bool,
     /// `--batch-get-secret-value`: whether current secrets may be read with `BatchGetSecretValue`.
     pub batch_get_secret_value: bool,
+    /// The clock the batch policy reads.
+    pub clock: SharedClock,
 }
 
 /// Reads objects from AWS with given credentials in a given region.
@@ -59,7 +62,8 @@ pub(super) struct ClientParts {
 impl AwsReader {
     pub fn new(settings: AwsSettings) -> Self {
         let http = super::http::client(&settings.network);
-        AwsReader { http, settings, batch: Arc::new(BatchPolicy::default()) }
+        let batch = Arc::new(BatchPolicy::new(settings.clock.clone()));
+        AwsReader { http, settings, batch }
     }
 
     /// The call counter every client reports to.
@@ -111,34 +115,6 @@ impl AwsReader {
             user_agent: self.settings.user_agent.clone(),
             calls: self.settings.calls.clone(),
         }
-    }
-
-    /// Reads every item along `route`; one result per item, in order. Secrets Manager and
-    /// Parameter Store reads run concurrently. `requesters` names the pods each object is read
-    /// for (audit).
-    pub async fn read(
-        &self,
-        credentials: &AwsCredentials,
-        identity: &str,
-        route: Route<'_>,
-        items: &[ReadItem],
-        requesters: &Requesters,
-    ) -> Vec<Result<Fetched, FetchError>> {
-        let region = route.region;
-        let (secrets, params): (Vec<_>, Vec<_>) =
-            items.iter().enumerate().partition(|(_, i)| i.object_type == ObjectType::SecretsManager);
-        let sm = super::secrets_manager::read_all(self, credentials, identity, route, &secrets, requesters);
-        let ssm = super::parameter_store::read_all(self, credentials, route, &params, requesters);
-        let (sm, ssm) = tokio::join!(sm, ssm);
-        let mut results: Vec<Option<Result<Fetched, FetchError>>> = vec![None; items.len()];
-        for (index, result) in sm.into_iter().chain(ssm) {
-            results[index] = Some(result);
-        }
-        results
-            .into_iter()
-            .zip(items)
-            .map(|(r, item)| r.unwrap_or_else(|| Err(FetchError::bad_response(item, region, "no result"))))
-            .collect()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Counts every AWS call attempt (what AWS bills and what quotas count) by service, operation
 //! and outcome. Shared by every client; read by tests, the benchmark and metrics.
 
+use crate::read::{CallKey, CallObserver};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -12,22 +13,6 @@ use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// One counted class of calls.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CallKey {
-    /// `secretsmanager`, `ssm`, `sts`.
-    pub service: String,
-    /// `GetSecretValue`, `BatchGetSecretValue`, `GetParameters`, `AssumeRoleWithWebIdentity`.
-    pub operation: String,
-    /// `success`, an AWS error type (`ThrottlingException`), `http_4xx`/`http_5xx`, or `transport`.
-    pub outcome: String,
-}
-
-/// Receives every counted call with its latency (metrics implement it).
-pub trait CallObserver: Send + Sync + std::fmt::Debug {
-    fn observe(&self, key: &CallKey, seconds: f64);
-}
 
 /// The shared call counter (an SDK interceptor).
 #[derive(Debug, Clone, Default)]

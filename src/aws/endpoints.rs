@@ -3,41 +3,34 @@
 //! `AWS_ENDPOINT_URL` > the AWS default for the region (left to the SDK, which applies the FIPS
 //! and dual-stack variants when enabled; [`default_url`] asks it for `doctor`).
 
-use crate::cli::EndpointFlag;
+use crate::read::Service;
 use std::collections::HashMap;
+use std::str::FromStr;
 
-/// The AWS services the provider calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Service {
-    SecretsManager,
-    Ssm,
-    Sts,
+/// One `--endpoint SERVICE[@REGION]=URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointFlag {
+    pub service: String,
+    pub region: Option<String>,
+    pub url: String,
 }
 
-impl Service {
-    /// The name used in `--endpoint` flags, logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Service::SecretsManager => "secretsmanager",
-            Service::Ssm => "ssm",
-            Service::Sts => "sts",
+/// The services `--endpoint` may name.
+pub const ENDPOINT_SERVICES: [&str; 3] = ["secretsmanager", "ssm", "sts"];
+
+impl FromStr for EndpointFlag {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (key, url) = s.split_once('=').ok_or_else(|| format!("endpoint {s:?}: expected SERVICE[@REGION]=URL"))?;
+        let (service, region) = match key.split_once('@') {
+            Some((service, region)) => (service, Some(region.to_string())),
+            None => (key, None),
+        };
+        if !ENDPOINT_SERVICES.contains(&service) {
+            return Err(format!("endpoint {s:?}: unknown service {service:?} (use secretsmanager, ssm or sts)"));
         }
-    }
-
-    /// The service-specific endpoint variable every AWS SDK reads.
-    pub fn env_var(self) -> &'static str {
-        match self {
-            Service::SecretsManager => "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-            Service::Ssm => "AWS_ENDPOINT_URL_SSM",
-            Service::Sts => "AWS_ENDPOINT_URL_STS",
-        }
-    }
-
-    /// Every service the provider calls.
-    pub const ALL: [Service; 3] = [Service::Sts, Service::SecretsManager, Service::Ssm];
-
-    fn from_flag(name: &str) -> Option<Service> {
-        [Service::SecretsManager, Service::Ssm, Service::Sts].into_iter().find(|s| s.as_str() == name)
+        crate::net::check_url(url).map_err(|e| format!("endpoint {s:?}: {e}"))?;
+        Ok(EndpointFlag { service: service.to_string(), region, url: url.to_string() })
     }
 }
 

@@ -1,10 +1,11 @@
 //! Parameter Store reads: `GetParameters` with decryption, at most 10 names per call, the
 //! batches of one mount in flight together. Selectors are `name:version` / `name:label`.
 
-use super::audit::{AuditScope, Requesters, send_audited};
+use super::audit::{AuditScope, send_audited};
 use super::clients::build_client;
-use super::{AwsCredentials, AwsReader, FetchError, Fetched, ReadItem, Route, Service, errors};
+use super::{AwsCredentials, AwsReader, Service, errors};
 use crate::codes::ErrorCode;
+use crate::read::{FetchError, Fetched, ReadItem, ReadResult, ReadScope};
 use crate::secret::SecretBytes;
 use aws_sdk_ssm as ssm;
 use futures::future::join_all;
@@ -29,36 +30,36 @@ struct Wanted {
     base: String,
 }
 
-/// Reads every item, deduplicating names, in concurrent batches of at most [`BATCH`].
+/// Reads every item, deduplicating names, in concurrent batches of at most [`BATCH`]. Each
+/// answer is under the item it answers.
 pub(super) async fn read_all(
     reader: &AwsReader,
-    credentials: &AwsCredentials,
-    route: Route<'_>,
-    items: &[(usize, &ReadItem)],
-    requesters: &Requesters,
-) -> Vec<(usize, Result<Fetched, FetchError>)> {
+    scope: &ReadScope<'_, AwsCredentials>,
+    items: &[&ReadItem],
+) -> Vec<(ReadItem, ReadResult)> {
     if items.is_empty() {
         return Vec::new();
     }
+    let route = scope.route;
     let region = route.region;
-    let client = build_client!(ssm, reader.parts(Service::Ssm, region, route.spc.get(Service::Ssm)), credentials);
-    let scope = reader.audit_scope(region, requesters);
-    let mut by_name: BTreeMap<Wanted, Vec<(usize, &ReadItem)>> = BTreeMap::new();
-    for (index, item) in items {
+    let client = build_client!(ssm, reader.parts(Service::Ssm, region, route.spc.get(Service::Ssm)), scope.credentials);
+    let audit = reader.audit_scope(region, &scope.requesters);
+    let mut by_name: BTreeMap<Wanted, Vec<&ReadItem>> = BTreeMap::new();
+    for item in items {
         let wanted = Wanted { request: request_name(item), base: item.name.clone() };
-        by_name.entry(wanted).or_default().push((*index, item));
+        by_name.entry(wanted).or_default().push(item);
     }
     let wanted: Vec<Wanted> = by_name.keys().cloned().collect();
     let batches = batches(&wanted);
     let mut answers = BTreeMap::new();
-    for answer in join_all(batches.iter().map(|b| read_batch(&client, b, scope))).await {
+    for answer in join_all(batches.iter().map(|b| read_batch(&client, b, audit))).await {
         answers.extend(answer);
     }
     by_name
         .into_iter()
         .flat_map(|(wanted, items)| {
             let answer = answers.get(&wanted.request).cloned().unwrap_or(Err(Answer::Missing));
-            items.into_iter().map(move |(index, item)| (index, answer.clone().map_err(|a| a.into_error(item, region))))
+            items.into_iter().map(move |item| (item.clone(), answer.clone().map_err(|a| a.into_error(item, region))))
         })
         .collect()
 }
@@ -100,7 +101,7 @@ impl Answer {
                 reason: "GetParameters returned no entry for this parameter".into(),
             },
         };
-        FetchError::new(item, region, failure)
+        failure.for_item(item, region)
     }
 }
 

@@ -4,9 +4,10 @@
 
 use super::report::{Check, Status};
 use super::wire::{self, TlsFailure};
+use crate::aws::Endpoints;
 use crate::aws::probe::{self, ProbeError};
-use crate::aws::{Endpoints, Service};
 use crate::net::{NetworkSettings, UrlHost, classify, resolve};
+use crate::read::Service;
 use std::net::IpAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;

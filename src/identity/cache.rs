@@ -2,6 +2,7 @@
 //! obtained them (and the role, for IRSA): only a request carrying the same token gets them.
 
 use super::PodCredentials;
+use crate::clock::SharedClock;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -30,6 +31,7 @@ pub struct CredentialCache {
     entries: Mutex<Entries>,
     max_entries: usize,
     max_bytes: usize,
+    clock: SharedClock,
 }
 
 #[derive(Debug, Default)]
@@ -63,14 +65,15 @@ impl Entries {
 }
 
 impl CredentialCache {
-    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
-        CredentialCache { entries: Mutex::default(), max_entries: max_entries.max(1), max_bytes }
+    /// A cache of at most `max_entries` entries and `max_bytes` bytes; expiry read on `clock`.
+    pub fn new(max_entries: usize, max_bytes: usize, clock: SharedClock) -> Self {
+        CredentialCache { entries: Mutex::default(), max_entries: max_entries.max(1), max_bytes, clock }
     }
 
     /// Credentials for `key` that stay valid for more than the margin.
     pub fn get(&self, key: &CredentialKey) -> Option<PodCredentials> {
         let entries = crate::sync::lock(&self.entries);
-        entries.map.get(key).filter(|c| usable(c, SystemTime::now())).cloned()
+        entries.map.get(key).filter(|c| usable(c, self.clock.system_now())).cloned()
     }
 
     /// Keeps `creds` under `key`, making room first: expired entries go, then the oldest. An
@@ -84,7 +87,7 @@ impl CredentialCache {
         entries.remove(&key);
         let full = |e: &Entries| e.map.len() >= self.max_entries || e.bytes + size > self.max_bytes;
         if full(&entries) {
-            entries.drop_unusable(SystemTime::now());
+            entries.drop_unusable(self.clock.system_now());
         }
         while full(&entries) && !entries.map.is_empty() {
             entries.drop_oldest();
@@ -129,7 +132,7 @@ mod tests {
 
     #[test]
     fn reused_until_shortly_before_expiry_and_only_for_the_same_token() {
-        let cache = CredentialCache::new(10, 1 << 20);
+        let cache = CredentialCache::new(10, 1 << 20, crate::clock::system());
         cache.put(key(&["irsa", "role", "token-a"]), creds(Some(Duration::from_secs(3600))));
         assert!(cache.get(&key(&["irsa", "role", "token-a"])).is_some());
         assert!(cache.get(&key(&["irsa", "role", "token-b"])).is_none(), "another token gets nothing");
@@ -144,7 +147,7 @@ mod tests {
     #[test]
     fn bounded_in_bytes() {
         let budget = 1 << 20;
-        let cache = CredentialCache::new(10_000, budget);
+        let cache = CredentialCache::new(10_000, budget, crate::clock::system());
         let token = "t".repeat(60 * 1024);
         for i in 0..100 {
             cache.put(
@@ -160,5 +163,24 @@ mod tests {
         cache.put(key(&["huge"]), creds_with_token(Some(Duration::from_secs(3600)), Some(&huge)));
         assert!(cache.get(&key(&["huge"])).is_none(), "larger than the budget: not kept");
         assert!(cache.bytes() <= budget);
+    }
+
+    #[test]
+    fn renewed_when_the_injected_clock_reaches_the_margin() {
+        use crate::clock::Clock;
+        let clock = crate::clock::ManualClock::new();
+        let cache = CredentialCache::new(10, 1 << 20, clock.clone());
+        let now = clock.system_now();
+        let expiring =
+            PodCredentials { expires: Some(now + MARGIN + Duration::from_secs(60)), obtained: now, ..creds(None) };
+        cache.put(key(&["irsa", "role", "token"]), expiring);
+        assert!(cache.get(&key(&["irsa", "role", "token"])).is_some(), "a minute outside the margin");
+        clock.advance(Duration::from_secs(60));
+        assert!(cache.get(&key(&["irsa", "role", "token"])).is_none(), "inside the margin: renew");
+        cache.put(key(&["pod-identity", "token"]), PodCredentials { expires: None, obtained: now, ..creds(None) });
+        clock.advance(UNKNOWN_EXPIRY_REUSE - Duration::from_secs(61));
+        assert!(cache.get(&key(&["pod-identity", "token"])).is_some(), "unknown expiry: reused for a while");
+        clock.advance(Duration::from_secs(1));
+        assert!(cache.get(&key(&["pod-identity", "token"])).is_none(), "unknown expiry: then obtained again");
     }
 }

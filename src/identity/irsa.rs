@@ -3,9 +3,10 @@
 
 use super::tokens::TokenSubject;
 use super::{IdentityError, PodCredentials};
-use crate::aws::{AwsReader, Route, WebIdentityRequest};
+use crate::aws::{AwsReader, WebIdentityRequest};
 use crate::k8s::K8s;
 use crate::params::{MountParams, ServiceAccountToken};
+use crate::read::Route;
 
 /// Tries each region's STS in turn, moving on only after a transient failure.
 pub(super) async fn credentials(

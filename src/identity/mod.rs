@@ -15,9 +15,11 @@ pub use pod_identity::AgentClient;
 #[doc(hidden)]
 pub use pod_identity::parse_agent_answer;
 
-use crate::aws::{AwsCredentials, AwsReader, Route};
+use crate::aws::{AwsCredentials, AwsReader};
+use crate::clock::SharedClock;
 use crate::k8s::K8s;
 use crate::params::MountParams;
+use crate::read::Route;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -43,6 +45,39 @@ pub struct PodCredentials {
     pub obtained: SystemTime,
 }
 
+/// Credentials to read with, and the identity they prove (it scopes the value cache).
+#[derive(Debug, Clone)]
+pub struct Proven {
+    pub credentials: AwsCredentials,
+    /// `local`, or what AWS or the agent proved for the pod's token (see [`PodCredentials`]).
+    pub identity: String,
+}
+
+/// Where a mount's credentials come from.
+#[derive(Debug, Clone)]
+pub enum CredentialSource {
+    /// `--local-credentials`: the process's own chain, for every mount.
+    Local(AwsCredentials),
+    /// The mounting pod's own identity (IRSA or Pod Identity).
+    Pod(Box<IdentityResolver>),
+}
+
+impl CredentialSource {
+    /// The credentials for a mount of `params` reading along `routes` (primary first).
+    pub async fn prove(&self, params: &MountParams, routes: &[Route<'_>]) -> Result<Proven, IdentityError> {
+        match self {
+            CredentialSource::Local(credentials) => {
+                Ok(Proven { credentials: credentials.clone(), identity: "local".to_string() })
+            }
+            CredentialSource::Pod(resolver) => {
+                let pod = resolver.resolve(params, routes).await?;
+                tracing::debug!(identity = %pod.identity, "pod credentials obtained");
+                Ok(Proven { credentials: pod.credentials, identity: pod.identity })
+            }
+        }
+    }
+}
+
 /// Resolves a mount's credentials from the pod's identity.
 #[derive(Debug, Clone)]
 pub struct IdentityResolver {
@@ -53,13 +88,11 @@ pub struct IdentityResolver {
 }
 
 impl IdentityResolver {
-    pub fn new(aws: AwsReader, k8s: Arc<K8s>, agent: AgentClient) -> Self {
-        IdentityResolver {
-            aws,
-            k8s,
-            agent,
-            cache: Arc::new(cache::CredentialCache::new(MAX_CACHED_CREDENTIALS, MAX_CREDENTIAL_BYTES)),
-        }
+    /// A resolver reading STS through `aws`, service accounts through `k8s` and the Pod
+    /// Identity agent through `agent`; cached credentials expire on `clock`.
+    pub fn new(aws: AwsReader, k8s: Arc<K8s>, agent: AgentClient, clock: SharedClock) -> Self {
+        let cache = cache::CredentialCache::new(MAX_CACHED_CREDENTIALS, MAX_CREDENTIAL_BYTES, clock);
+        IdentityResolver { aws, k8s, agent, cache: Arc::new(cache) }
     }
 
     /// The pod's credentials, reused while the same token is presented. The token's service

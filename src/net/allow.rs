@@ -5,31 +5,8 @@
 //! `--allowed-endpoint-host` pattern. None are allowed by default.
 
 use super::host::{HostPattern, UrlHost};
-use crate::aws::Service;
 use crate::params::EndpointParams;
-
-/// The admitted overrides for one region, per service.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServiceUrls {
-    pub secrets_manager: Option<String>,
-    pub ssm: Option<String>,
-    pub sts: Option<String>,
-}
-
-impl ServiceUrls {
-    /// The admitted override for `service`, if any.
-    pub fn get(&self, service: Service) -> Option<&str> {
-        match service {
-            Service::SecretsManager => self.secrets_manager.as_deref(),
-            Service::Ssm => self.ssm.as_deref(),
-            Service::Sts => self.sts.as_deref(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.secrets_manager.is_none() && self.ssm.is_none() && self.sts.is_none()
-    }
-}
+use crate::read::ServiceUrls;
 
 /// The admitted overrides of one mount: the primary region's and the failover region's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -109,6 +86,7 @@ impl EndpointAllowlist {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::read::Service;
 
     const VPCE: &str = "https://vpce-0a-b.secretsmanager.us-west-2.vpce.amazonaws.com";
 

@@ -178,6 +178,19 @@ fn host_pattern(s: &str, text: String) -> Result<HostPattern, String> {
     }
 }
 
+/// An endpoint URL must be absolute http(s) with a host.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("the URL must start with https:// or http://")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') {
+        return Err("the URL must name a host (and no user info)".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

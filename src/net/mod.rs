@@ -5,18 +5,18 @@
 pub mod address;
 pub mod allow;
 pub mod ca;
+mod flags;
 pub mod host;
 pub mod proxy;
 pub mod resolve;
 
 pub use address::{AddressKind, classify};
-pub use allow::{EndpointAllowlist, EndpointRefused, ServiceUrls, SpcEndpoints};
+pub use allow::{EndpointAllowlist, EndpointRefused, SpcEndpoints};
 pub use ca::CaBundle;
-pub use host::{HostPattern, UrlHost};
+pub use flags::NetworkArgs;
+pub use host::{HostPattern, UrlHost, check_url};
 pub use proxy::{ProxyError, ProxySettings};
 pub use resolve::{Dialled, PublicAddressRefused, ResolveFlag, Resolver};
-
-use crate::cli::NetworkArgs;
 
 /// What the admin configured about the network path to AWS (the flags of [`NetworkArgs`] plus
 /// the proxy variables).

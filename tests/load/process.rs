@@ -55,6 +55,7 @@ pub fn sample(pid: u32, every: Duration, stop: Arc<AtomicBool>) -> tokio::task::
 /// The test's soft descriptor limit raised to its hard limit (capped at 65,536), so the test
 /// process (which also runs the recording proxy) and the provider it spawns are not limited by a
 /// low default; returns the limit now in force.
+#[allow(unsafe_code)] // getrlimit/setrlimit: no safe wrapper among our dependencies
 pub fn raise_fd_limit() -> u64 {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes one rlimit into the struct we own.

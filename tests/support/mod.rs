@@ -425,6 +425,7 @@ impl Provider {
     }
 
     /// Sends SIGTERM (call twice for the second-signal abort).
+    #[allow(unsafe_code)] // kill(2): no safe wrapper among our dependencies
     pub fn terminate(&self) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
         // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped: `child` lives).

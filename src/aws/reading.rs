@@ -1,0 +1,25 @@
+//! Reading a mount's items: Secrets Manager and Parameter Store concurrently, each answer under
+//! the item it answers, and an answer for every item.
+
+use super::{AwsCredentials, AwsReader};
+use crate::params::ObjectType;
+use crate::read::{Answers, FetchError, ReadItem, ReadScope};
+
+impl AwsReader {
+    /// Reads every item along the scope's route, as its identity, for its requesters (audit).
+    /// Secrets Manager and Parameter Store reads run concurrently; every item has an answer.
+    pub async fn read(&self, scope: &ReadScope<'_, AwsCredentials>, items: &[ReadItem]) -> Answers {
+        let (secrets, params): (Vec<&ReadItem>, Vec<&ReadItem>) =
+            items.iter().partition(|i| i.object_type == ObjectType::SecretsManager);
+        let sm = super::secrets_manager::read_all(self, scope, &secrets);
+        let ssm = super::parameter_store::read_all(self, scope, &params);
+        let (sm, ssm) = tokio::join!(sm, ssm);
+        let mut answers: Answers = sm.into_iter().chain(ssm).collect();
+        let region = scope.route.region;
+        let unanswered: Vec<&ReadItem> = items.iter().filter(|item| !answers.contains(item)).collect();
+        for item in unanswered {
+            answers.insert(item.clone(), Err(FetchError::unanswered(item, region)));
+        }
+        answers
+    }
+}
