@@ -6,7 +6,7 @@ use crate::fetch::{Fetcher, Scope};
 use crate::identity::{CredentialSource, IdentityError, Proven};
 use crate::k8s::K8s;
 use crate::net::{EndpointAllowlist, EndpointRefused, SpcEndpoints};
-use crate::params::{self, MountParams, ObjectSpec, ParamError};
+use crate::params::{self, MountParams, ObjectSpec, ObjectsMemo, ParamError};
 use crate::read::{FetchError, Fetched, ReadItem, ReadResult, Route};
 use crate::render::{self, FileVersion, RenderError};
 use crate::write::{self, KnownSets, OutFile, Target, Targets, WriteError, WriteOutcome};
@@ -116,12 +116,15 @@ pub struct Mounter {
     locks: TargetLocks,
     /// The sets written into each target, to decide an unchanged re-sync without reading back.
     known: Arc<KnownSets>,
+    /// The `objects` texts recently parsed (most of a re-sync's CPU otherwise).
+    memo: ObjectsMemo,
 }
 
 impl Mounter {
     pub fn new(config: MountConfig, fetcher: Fetcher, credentials: CredentialSource, k8s: Arc<K8s>) -> Self {
         let targets = Targets::new(config.kubelet_path.clone());
-        Mounter { config, fetcher, credentials, k8s, targets, locks: TargetLocks::default(), known: Arc::default() }
+        let (locks, known, memo) = (TargetLocks::default(), Arc::default(), ObjectsMemo::default());
+        Mounter { config, fetcher, credentials, k8s, targets, locks, known, memo }
     }
 
     /// The fetcher (its cache and AWS call counts).
@@ -145,7 +148,7 @@ impl Mounter {
 
     /// Runs one mount. On any error nothing is written.
     pub async fn mount(&self, input: MountInput) -> Result<MountOutput, MountError> {
-        let params = params::parse_mount_request(&input.attributes, &input.secrets, &input.permission)
+        let params = params::parse_mount_request_with(&self.memo, &input.attributes, &input.secrets, &input.permission)
             .map_err(|source| MountError::Params { mount: mount_name(&input.attributes), source })?;
         let target = self.target(&input.target_path)?;
         let region = self.region(&params).await?;

@@ -7,6 +7,7 @@
 
 use super::error::{ParamError, quoted};
 use super::limits::{self, is_valid_region};
+use super::memo::ObjectsMemo;
 use super::objects::{self, Context};
 use super::{AddressType, EndpointParams, MountParams, PodInfo, ServiceAccountToken};
 use crate::secret::SecretString;
@@ -31,8 +32,28 @@ const TOKENS: &str = "csi.storage.k8s.io/serviceAccount.tokens";
 /// The default file mode when `permission` is empty.
 const DEFAULT_MODE: u32 = 0o644;
 
-/// Parses and validates everything one `Mount` asks for.
+/// Parses and validates everything one `Mount` asks for, every text afresh.
 pub fn parse_mount_request(attributes: &str, secrets: &str, permission: &str) -> Result<MountParams, ParamError> {
+    parse_request(None, attributes, secrets, permission)
+}
+
+/// Parses and validates everything one `Mount` asks for; an `objects` text `memo` holds (in
+/// the same context) is not parsed again.
+pub fn parse_mount_request_with(
+    memo: &ObjectsMemo,
+    attributes: &str,
+    secrets: &str,
+    permission: &str,
+) -> Result<MountParams, ParamError> {
+    parse_request(Some(memo), attributes, secrets, permission)
+}
+
+fn parse_request(
+    memo: Option<&ObjectsMemo>,
+    attributes: &str,
+    secrets: &str,
+    permission: &str,
+) -> Result<MountParams, ParamError> {
     let attrs = Attributes::parse(attributes)?;
     let secrets_tokens = tokens_in_secrets(secrets)?;
     let default_mode = parse_permission(permission)?;
@@ -53,6 +74,7 @@ pub fn parse_mount_request(attributes: &str, secrets: &str, permission: &str) ->
         default_mode,
         has_failover_region: failover_region.is_some(),
         spc_name: spc_name.as_deref(),
+        memo,
     };
     let objects = objects::parse_objects(attrs.get(OBJECTS).unwrap_or(""), &ctx)?;
     Ok(MountParams {

@@ -1,4 +1,5 @@
-//! The validated `objects` of recently seen requests. Every pod of a SecretProviderClass sends
+//! The validated `objects` of recently seen requests, held by whoever serves mounts (the
+//! mounter owns one; nothing process-wide). Every pod of a SecretProviderClass sends
 //! the same `objects` text on every mount and every re-sync; parsing that YAML is most of a
 //! re-sync's CPU. A hit needs the same text and the same request context (path translation,
 //! default mode, failover region), so it returns exactly what parsing would. Only successes are
@@ -10,7 +11,7 @@
 
 use super::ObjectSpec;
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// Distinct `objects` texts kept at most; beyond it the memo starts over.
 const MAX_TEXTS: usize = 512;
@@ -31,13 +32,23 @@ pub(super) struct Context {
 /// What one text parsed to, per context.
 type Parsed = Vec<(Context, Arc<[ObjectSpec]>)>;
 
+/// The memo of `objects` texts, bounded in texts and in bytes. Shared by the mounts of one
+/// service; clones of the parsed descriptors are cheap (`Arc`).
+#[derive(Default)]
+pub struct ObjectsMemo(Mutex<Memo>);
+
+impl std::fmt::Debug for ObjectsMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let memo = crate::sync::lock(&self.0);
+        f.debug_struct("ObjectsMemo").field("texts", &memo.parsed.len()).field("bytes", &memo.bytes).finish()
+    }
+}
+
 #[derive(Default)]
 struct Memo {
     parsed: HashMap<String, Parsed>,
     bytes: usize,
 }
-
-static MEMO: LazyLock<Mutex<Memo>> = LazyLock::new(Mutex::default);
 
 /// An estimate of the heap an entry holds: its text and every string of its descriptors.
 fn size_of(yaml: &str, objects: &[ObjectSpec]) -> usize {
@@ -61,18 +72,16 @@ fn size_of(yaml: &str, objects: &[ObjectSpec]) -> usize {
     yaml.len() + objects
 }
 
-fn memo() -> MutexGuard<'static, Memo> {
-    crate::sync::lock(&MEMO)
-}
+impl ObjectsMemo {
+    /// The objects parsed earlier from `yaml` in `context`.
+    pub(super) fn get(&self, yaml: &str, context: Context) -> Option<Arc<[ObjectSpec]>> {
+        crate::sync::lock(&self.0).get(yaml, context)
+    }
 
-/// The objects parsed earlier from `yaml` in `context`.
-pub(super) fn get(yaml: &str, context: Context) -> Option<Arc<[ObjectSpec]>> {
-    memo().get(yaml, context)
-}
-
-/// Remembers what `yaml` parsed to in `context`.
-pub(super) fn put(yaml: &str, context: Context, objects: &Arc<[ObjectSpec]>) {
-    memo().put(yaml, context, objects)
+    /// Remembers what `yaml` parsed to in `context`.
+    pub(super) fn put(&self, yaml: &str, context: Context, objects: &Arc<[ObjectSpec]>) {
+        crate::sync::lock(&self.0).put(yaml, context, objects)
+    }
 }
 
 impl Memo {

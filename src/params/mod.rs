@@ -12,8 +12,9 @@ mod memo;
 mod naming;
 mod objects;
 
-pub use attributes::{parse_mount_request, parse_permission};
+pub use attributes::{parse_mount_request, parse_mount_request_with, parse_permission};
 pub use error::{FileOwner, ParamError};
+pub use memo::ObjectsMemo;
 pub use naming::validate_relative_path;
 
 use crate::secret::SecretString;
@@ -121,7 +122,7 @@ pub struct MountParams {
     /// `secretProviderClass` attribute when present (absent on v1.5 rotation calls).
     pub spc_name: Option<String>,
     pub pod: PodInfo,
-    /// Shared with every request that sent the same `objects` text (see `memo`).
+    /// Shared with every request that sent the same `objects` text (see [`ObjectsMemo`]).
     pub objects: Arc<[ObjectSpec]>,
     /// `region` parameter, when set.
     pub region: Option<String>,

@@ -23,10 +23,12 @@ pub(super) struct Context<'a> {
     pub has_failover_region: bool,
     /// The SecretProviderClass, for the "no objects" error.
     pub spc_name: Option<&'a str>,
+    /// Texts parsed earlier, when the caller keeps a memo.
+    pub memo: Option<&'a memo::ObjectsMemo>,
 }
 
 /// Parses and validates `objects` (empty when the parameter is absent), file names included;
-/// a text already parsed in the same context comes from [`memo`].
+/// a text already parsed in the same context comes from the memo, when there is one.
 pub(super) fn parse_objects(yaml: &str, ctx: &Context) -> Result<Arc<[ObjectSpec]>, ParamError> {
     if yaml.len() > limits::MAX_OBJECTS_TEXT {
         let detail = format!("is {} bytes long (at most {})", yaml.len(), limits::MAX_OBJECTS_TEXT);
@@ -37,11 +39,13 @@ pub(super) fn parse_objects(yaml: &str, ctx: &Context) -> Result<Arc<[ObjectSpec
         default_mode: ctx.default_mode,
         has_failover_region: ctx.has_failover_region,
     };
-    if let Some(objects) = memo::get(yaml, key) {
+    if let Some(objects) = ctx.memo.and_then(|memo| memo.get(yaml, key)) {
         return Ok(objects);
     }
     let objects: Arc<[ObjectSpec]> = parse_fresh(yaml, ctx)?.into();
-    memo::put(yaml, key, &objects);
+    if let Some(memo) = ctx.memo {
+        memo.put(yaml, key, &objects);
+    }
     Ok(objects)
 }
 
@@ -443,8 +447,13 @@ mod tests {
     use super::*;
     use crate::codes::ErrorCode;
 
-    const CTX: Context =
-        Context { translation: Some('_'), default_mode: 0o644, has_failover_region: false, spc_name: Some("my-spc") };
+    const CTX: Context = Context {
+        translation: Some('_'),
+        default_mode: 0o644,
+        has_failover_region: false,
+        spc_name: Some("my-spc"),
+        memo: None,
+    };
 
     const FAILOVER: Context = Context { has_failover_region: true, ..CTX };
 
