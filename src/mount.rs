@@ -137,12 +137,15 @@ impl Mounter {
     }
 
     /// `resync` when the pod already holds files (versions the v1.5 driver reports, a set this
-    /// process wrote there, or else a `..data` set in the target), else `first`.
+    /// process wrote there, or else a `..data` set in the target), else `first`. The target is
+    /// looked into only once the target check accepted it: a path outside the kubelet's pods
+    /// directory (or through a symlink) is never probed, and its mount is a `first`.
     pub fn kind(&self, input: &MountInput) -> &'static str {
-        let target = Path::new(&input.target_path);
-        let has_set = !input.current_versions.is_empty()
-            || self.known.knows(target)
-            || std::fs::symlink_metadata(target.join("..data")).is_ok();
+        if !input.current_versions.is_empty() {
+            return "resync";
+        }
+        let Ok(Target { path: target, .. }) = self.targets.check(&input.target_path) else { return "first" };
+        let has_set = self.known.knows(&target) || std::fs::symlink_metadata(target.join("..data")).is_ok();
         if has_set { "resync" } else { "first" }
     }
 
@@ -421,5 +424,60 @@ mod tests {
             "SecretProviderClass ns/spc"
         );
         assert_eq!(mount_name("not json"), "mount request");
+    }
+
+    fn mounter(kubelet_path: &Path) -> Mounter {
+        use crate::aws::{AwsCredentials, AwsReader, AwsSettings, CallCounter, Endpoints, UserAgentTag};
+        let settings = AwsSettings {
+            endpoints: Endpoints::default(),
+            user_agent: UserAgentTag::new(""),
+            operation_timeout: std::time::Duration::from_secs(1),
+            calls: CallCounter::new(),
+            network: crate::net::NetworkSettings::default(),
+            audit: false,
+            batch_get_secret_value: true,
+            clock: crate::clock::system(),
+        };
+        let cache = crate::cache::ValueCache::new(std::time::Duration::from_secs(60), 10, 1 << 20);
+        let config = MountConfig {
+            kubelet_path: kubelet_path.to_path_buf(),
+            driver_writes: false,
+            default_region: Some("us-west-2".into()),
+            node_name: None,
+            allowed_endpoints: EndpointAllowlist::default(),
+        };
+        let credentials = CredentialSource::Local(AwsCredentials::fixed("AKID", "secret", None, "test"));
+        let k8s = Arc::new(K8s::new(5, 10, std::time::Duration::from_secs(30)));
+        Mounter::new(config, Fetcher::new(AwsReader::new(settings), cache), credentials, k8s)
+    }
+
+    fn input(target: &Path) -> MountInput {
+        let (attributes, secrets, permission) = ("{}".into(), "null".into(), "420".into());
+        MountInput {
+            attributes,
+            secrets,
+            target_path: target.display().to_string(),
+            permission,
+            current_versions: vec![],
+        }
+    }
+
+    /// Regression: the kind was decided from a `..data` entry of the raw target path, before
+    /// the target check accepted it, so any path the driver named was probed.
+    #[tokio::test]
+    async fn the_kind_looks_into_a_target_only_after_the_target_check_accepted_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubelet = dir.path().join("kubelet");
+        let inside = kubelet.join("pods/uid-1/volumes/kubernetes.io~csi/secrets/mount");
+        let outside = dir.path().join("elsewhere");
+        for target in [&inside, &outside] {
+            std::fs::create_dir_all(target).expect("mkdir");
+            std::os::unix::fs::symlink("..2026_01_01", target.join("..data")).expect("symlink");
+        }
+        let mounter = mounter(&kubelet);
+        assert_eq!(mounter.kind(&input(&outside)), "first", "a refused target is not looked into");
+        assert_eq!(mounter.kind(&input(&inside)), "resync", "an accepted target holding a set");
+        std::fs::remove_file(inside.join("..data")).expect("rm");
+        assert_eq!(mounter.kind(&input(&inside)), "first");
     }
 }
