@@ -90,7 +90,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
     );
     let service = ProviderService::new(Arc::new(mounter), metrics);
     let grace = args.shutdown_grace_period.0;
-    socket.serve(service, server::signal(1), server::signal(2), grace, args.max_connections, ready).await?;
+    let (shutdown, abort) = server::signals();
+    socket.serve(service, shutdown, abort, grace, args.max_connections, ready).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The socket's lifecycle: replace a stale socket, bind owner-only, serve, and on SIGTERM or
 //! SIGINT unlink the socket (new connections are refused), let in-flight mounts finish within
-//! the grace period (a second signal aborts), exit cleanly.
+//! the grace period (a second signal aborts), exit cleanly; a drain cut short exits non-zero.
 
 use crate::admin::Readiness;
 use crate::authority::AuthorityFix;
@@ -35,6 +35,9 @@ pub enum ServerError {
     Admin(String),
     #[error("proxy settings: {0}")]
     Network(#[from] crate::net::ProxyError),
+    /// The drain did not finish: in-flight mounts were abandoned (the process exits non-zero).
+    #[error("shutdown: {0}")]
+    Abandoned(&'static str),
 }
 
 /// A bound, owner-only provider socket.
@@ -71,7 +74,8 @@ impl Socket {
         &self.path
     }
 
-    /// Serves until `shutdown` resolves, then drains for at most `grace` (or until `abort`).
+    /// Serves until `shutdown` resolves, then drains for at most `grace` (or until `abort`). A
+    /// drain cut short (grace over, or `abort`) is an error: mounts were abandoned.
     pub async fn serve(
         self,
         service: ProviderService,
@@ -103,11 +107,11 @@ impl Socket {
             result = &mut server => finish(&path, result),
             () = tokio::time::sleep(grace) => {
                 tracing::warn!("grace period over; abandoning in-flight mounts");
-                Ok(())
+                Err(ServerError::Abandoned("the grace period ran out with mounts in flight"))
             }
             () = abort => {
                 tracing::warn!("second signal; aborting in-flight mounts");
-                Ok(())
+                Err(ServerError::Abandoned("a second signal aborted the mounts in flight"))
             }
         }
     }
@@ -149,19 +153,38 @@ fn remove_stale(path: &Path) -> Result<(), ServerError> {
     std::fs::remove_file(path).map_err(|source| ServerError::Bind { path: path.to_path_buf(), source })
 }
 
-/// Resolves on the `n`-th SIGTERM or SIGINT (counted together).
-pub async fn signal(n: usize) {
+/// The first and the second SIGTERM or SIGINT (counted together) from this call on: the
+/// handlers are installed now, so a signal is counted even before either future is polled (the
+/// second one is only polled once the first has resolved).
+pub fn signals() -> (impl Future<Output = ()>, impl Future<Output = ()>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers");
-        return std::future::pending().await;
-    };
-    for _ in 0..n {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+    let (count, counted) = tokio::sync::watch::channel(0usize);
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::spawn(async move {
+                loop {
+                    let received = tokio::select! {
+                        s = term.recv() => s,
+                        s = int.recv() => s,
+                    };
+                    if received.is_none() {
+                        return;
+                    }
+                    count.send_modify(|n| *n += 1);
+                }
+            });
         }
+        _ => tracing::error!("cannot install signal handlers"),
     }
+    let nth = |n: usize| {
+        let mut counted = counted.clone();
+        async move {
+            if counted.wait_for(|c| *c >= n).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    (nth(1), nth(2))
 }
 
 #[cfg(test)]

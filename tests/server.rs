@@ -1,8 +1,10 @@
 //! The socket server over the real wire: driver v1.5's path-shaped `:authority`, graceful
-//! shutdown with a mount in flight.
+//! shutdown with a mount in flight, and a drain cut short (a second signal, the grace period
+//! running out) exiting non-zero.
 
 mod support;
 
+use csi_provider_aws::pb::MountResponse;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -138,4 +140,46 @@ async fn sigterm_lets_an_in_flight_mount_finish_refuses_new_ones_and_removes_the
     assert!(status.success(), "exit status {status:?}");
     assert!(started.elapsed() < Duration::from_secs(15));
     assert_eq!(std::fs::read_to_string(target.join("slow")).expect("file"), "v");
+}
+
+/// A slow in-flight mount, and the provider given `grace` to drain.
+async fn provider_with_a_slow_mount(
+    moto: &Moto,
+    grace: &str,
+) -> (Provider, tokio::task::JoinHandle<Result<tonic::Response<MountResponse>, tonic::Status>>) {
+    moto.sm("us-west-2").create_secret().name("slow").secret_string("v").send().await.expect("seed");
+    let proxy = support::slow_proxy(moto.url().trim_start_matches("http://").to_string(), Duration::from_secs(5)).await;
+    let endpoint = format!("secretsmanager={proxy}");
+    let provider = Provider::start(
+        &moto.url(),
+        &["--local-credentials", "--shutdown-grace-period", grace, "--endpoint", &endpoint],
+    );
+    let target = provider.target("slow");
+    let mut client = provider.client().await;
+    let request = mount_request(&attrs("pod-slow", "- {objectName: slow, objectType: secretsmanager}\n", &[]), &target);
+    let in_flight = tokio::spawn(async move { client.mount(request).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (provider, in_flight)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_aborts_the_in_flight_mount_and_exits_non_zero() {
+    let Some(moto) = Moto::start() else { return };
+    let (mut provider, in_flight) = provider_with_a_slow_mount(&moto, "20s").await;
+    provider.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    provider.terminate();
+    let status = provider.wait_exit(Duration::from_secs(3)).expect("the provider exits at the second signal");
+    assert!(!status.success(), "mounts were abandoned: exit status {status:?}\n{}", provider.logs());
+    assert!(in_flight.await.expect("join").is_err(), "the in-flight mount did not complete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grace_period_that_runs_out_exits_non_zero() {
+    let Some(moto) = Moto::start() else { return };
+    let (mut provider, in_flight) = provider_with_a_slow_mount(&moto, "300ms").await;
+    provider.terminate();
+    let status = provider.wait_exit(Duration::from_secs(3)).expect("the provider exits when the grace period ends");
+    assert!(!status.success(), "mounts were abandoned: exit status {status:?}\n{}", provider.logs());
+    assert!(in_flight.await.expect("join").is_err(), "the in-flight mount did not complete");
 }
