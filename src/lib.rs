@@ -14,7 +14,7 @@
 //! | 0 | [`secret`], [`codes`], [`units`] | redacting byte newtypes; stable error codes; duration and size flag values | — |
 //! | 0 | [`connections`], [`authority`] | the socket's connection bound; driver v1.5's path-shaped `:authority` | — |
 //! | 1 | [`jmes`] | jmesPath extraction | `secret` |
-//! | 1 | [`write`] | the atomic `..data` swap into a target path, target checks | `codes`, `secret`, `sync` |
+//! | 1 | [`write`](mod@write) | the atomic `..data` swap into a target path, target checks | `codes`, `secret`, `sync` |
 //! | 1 | [`params`] | SecretProviderClass attributes, `objects` descriptors, file names, the `objects` memo | `codes`, `jmes`, `secret`, `sync` |
 //! | 2 | [`read`] | the vocabulary of a read: items, answers, errors, route, service, the per-mount scope, call keys | `codes`, `params`, `secret`, `sync` |
 //! | 3 | [`net`] | the network path to AWS without SDK types: addresses, allowlist, resolver, proxy, CA bundle, `NetworkArgs` | `params`, `read` |

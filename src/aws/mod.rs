@@ -2,17 +2,17 @@
 //! Secrets Manager and Parameter Store, and error classification. Everything it returns is a
 //! domain type.
 
-pub mod audit;
+pub(crate) mod audit;
 mod batch;
 mod clients;
-pub mod counting;
+pub(crate) mod counting;
 mod credentials;
-pub mod endpoints;
-pub mod errors;
+pub(crate) mod endpoints;
+pub(crate) mod errors;
 mod guard;
 mod http;
 mod parameter_store;
-pub mod probe;
+pub(crate) mod probe;
 mod reading;
 mod secrets_manager;
 mod sts;

@@ -85,8 +85,9 @@ fn classify_v6(ip: Ipv6Addr) -> AddressKind {
     }
 }
 
-/// The addresses of `addrs` that are public.
-pub fn public_of(addrs: &[IpAddr]) -> Vec<IpAddr> {
+/// The addresses of `addrs` that are public (only the tests ask).
+#[cfg(test)]
+fn public_of(addrs: &[IpAddr]) -> Vec<IpAddr> {
     addrs.iter().copied().filter(|ip| !classify(*ip).is_private()).collect()
 }
 

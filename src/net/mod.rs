@@ -2,13 +2,13 @@
 //! a SecretProviderClass may name, how names resolve (`--resolve`, then the system), which proxy
 //! applies, and the extra trust roots. The AWS clients (`aws::http`) and `doctor` share it.
 
-pub mod address;
-pub mod allow;
-pub mod ca;
+pub(crate) mod address;
+pub(crate) mod allow;
+pub(crate) mod ca;
 mod flags;
-pub mod host;
-pub mod proxy;
-pub mod resolve;
+pub(crate) mod host;
+pub(crate) mod proxy;
+pub(crate) mod resolve;
 
 pub use address::{AddressKind, classify};
 pub use allow::{EndpointAllowlist, EndpointRefused, SpcEndpoints};
