@@ -1,6 +1,6 @@
 //! The bodies of the fuzz targets (`fuzz_targets/<name>.rs` calls `<name>(data)`), kept apart
 //! so that `cargo test` runs the same code over the seed corpora and every saved regression
-//! (`tests/fuzz_regressions.rs` includes this file). Each target feeds one entry point of
+//! (`tests/integration/fuzz_regressions.rs` includes this file). Each target feeds one entry point of
 //! `csi_provider_aws` and, beyond "no panic, no abort, no hang", asserts properties that code
 //! documents. Input formats are in `fuzz/README.md`.
 

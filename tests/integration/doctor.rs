@@ -3,15 +3,13 @@
 //! against a broken set-up, where every failing row must say what to do. Only loopback addresses
 //! are dialled (`203.0.113.10` is only ever a `--resolve` result).
 
-mod support;
-
+use crate::support::kube::KubeApi;
+use crate::support::stand_in;
+use crate::support::tls::{TestCa, TlsFront};
+use crate::support::world::REGION_LABEL;
+use crate::support::{Moto, REGION};
 use std::path::Path;
 use std::process::Command;
-use support::kube::KubeApi;
-use support::stand_in;
-use support::tls::{TestCa, TlsFront};
-use support::world::REGION_LABEL;
-use support::{Moto, REGION};
 
 const PUBLIC: &str = "203.0.113.10";
 
@@ -179,7 +177,7 @@ fn through_a_proxy_the_proxy_is_resolved_connected_and_tunnelled() {
     let Some(moto) = Moto::start() else { return };
     let ca = TestCa::new();
     let front = TlsFront::start(&ca, &["localhost"], &moto.url());
-    let proxy = support::proxy::TestProxy::start();
+    let proxy = crate::support::proxy::TestProxy::start();
     let kube = KubeApi::start();
     let sockets = tempfile::tempdir().expect("temp dir");
     let mut list = args(&["--region", REGION, "--require-private-endpoints", "--ca-bundle", &path(&ca.pem_path())]);

@@ -10,22 +10,22 @@
 //! and an [`AwsStub`] that throttles every call and records each attempt. Tests that need moto
 //! skip outside CI when it is not installed (`Moto::start`); the throttling test needs none.
 
-mod support;
-
+use crate::support::agent::{self, Agent};
+use crate::support::aws_stub::AwsStub;
+use crate::support::kube::KubeApi;
+use crate::support::node::{Node, SetView};
+use crate::support::raw_grpc;
+use crate::support::switch::Switch;
+use crate::support::world::{
+    IRSA_AUDIENCE, POD_IDENTITY_AUDIENCE, WEST, World, jwt, pod_attrs, role, secret_object, tokens,
+};
+use crate::support::{Moto, Provider, ProviderBuilder, REGION, attrs, mount_request, pod_uid};
 use csi_provider_aws::pb::MountResponse;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use support::agent::{self, Agent};
-use support::aws_stub::AwsStub;
-use support::kube::KubeApi;
-use support::node::{Node, SetView};
-use support::raw_grpc;
-use support::switch::Switch;
-use support::world::{IRSA_AUDIENCE, POD_IDENTITY_AUDIENCE, WEST, World, jwt, pod_attrs, role, secret_object, tokens};
-use support::{Moto, Provider, ProviderBuilder, REGION, attrs, mount_request, pod_uid};
 use tonic::Code;
 
 /// What "promptly" means for a mount against a dead dependency: the SDK's three attempts with
@@ -109,7 +109,7 @@ fn kubeconfig(dir: &Path, server: &str) -> PathBuf {
     let path = dir.join("kubeconfig");
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\nusers:\n- name: u\n  user:\n    token: {}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: default\ncurrent-context: c\n",
-        support::kube::TOKEN
+        crate::support::kube::TOKEN
     );
     std::fs::write(&path, text).expect("write kubeconfig");
     path

@@ -2,7 +2,7 @@
 //! (`fuzz/corpus/<target>/`) and every saved crash (`fuzz/regressions/<target>/`), without
 //! cargo-fuzz: a crash found once stays fixed, and the targets' own checks stay true of the seeds.
 
-#[path = "../fuzz/src/targets.rs"]
+#[path = "../../fuzz/src/targets.rs"]
 mod fuzz_targets;
 
 use std::path::{Path, PathBuf};

@@ -1,9 +1,7 @@
-//! Exercises the shared test harness itself (tests/support): moto starts, answers, and its
+//! Exercises the shared test harness itself (tests/integration/support): moto starts, answers, and its
 //! seeding clients work. Provider behaviour is tested elsewhere.
 
-mod support;
-
-use support::{Moto, REGION, attrs, mount_request, pod_uid};
+use crate::support::{Moto, REGION, attrs, mount_request, pod_uid};
 
 #[test]
 fn moto_starts_and_answers() {
@@ -31,7 +29,7 @@ async fn seeding_clients_reach_moto() {
         .expect("put parameter");
 
     let who = moto.sts(REGION).get_caller_identity().send().await.expect("caller identity");
-    assert_eq!(who.account(), Some(support::ACCOUNT));
+    assert_eq!(who.account(), Some(crate::support::ACCOUNT));
 
     moto.reset();
     assert!(sm.get_secret_value().secret_id("harness/s").send().await.is_err(), "reset wipes state");

@@ -6,22 +6,34 @@
 //! ("node") credentials are `testing`; no recorded call may carry them. Each test skips (outside
 //! CI) when moto is not installed. Everything listens on 127.0.0.1 only.
 
-mod support;
-
-use support::Provider;
-use support::agent::{self, Agent};
-use support::kube::KubeApi;
-use support::recorder::{Call, Fault};
-use support::world::*;
+use crate::support::Provider;
+use crate::support::agent::{self, Agent};
+use crate::support::kube::KubeApi;
+use crate::support::recorder::{Call, Fault};
+use crate::support::world::*;
 use tonic::Code;
+
+/// The scene most tests start from: the world ([`World`]) with service account `default/app-sa`
+/// annotated with role `app`, and that account's IRSA token.
+struct AppSa {
+    w: World,
+    token: String,
+}
+
+impl AppSa {
+    /// `None` (the test skips) when moto is not installed.
+    fn start() -> Option<AppSa> {
+        let w = World::start()?;
+        w.kube.service_account("default", "app-sa", Some(role("app").as_str()));
+        Some(AppSa { w, token: jwt("system:serviceaccount:default:app-sa", IRSA_AUDIENCE) })
+    }
+}
 
 #[tokio::test]
 async fn irsa_reads_with_the_role_of_the_pods_service_account() {
-    let Some(w) = World::start() else { return };
-    w.kube.service_account("default", "app-sa", Some(role("app").as_str()));
+    let Some(AppSa { w, token }) = AppSa::start() else { return };
     w.secret(WEST, "irsa-db", "s3cr3t").await;
     let provider = w.provider().start();
-    let token = jwt("system:serviceaccount:default:app-sa", IRSA_AUDIENCE);
     let attributes =
         pod_attrs("pod-a", "app-sa", &secret_object("irsa-db"), Some(&tokens(&[(IRSA_AUDIENCE, &token)])), &[]);
 
@@ -106,11 +118,9 @@ async fn a_missing_token_says_to_configure_token_requests() {
 
 #[tokio::test]
 async fn tokens_only_in_the_secrets_field_are_used() {
-    let Some(w) = World::start() else { return };
-    w.kube.service_account("default", "app-sa", Some(role("app").as_str()));
+    let Some(AppSa { w, token }) = AppSa::start() else { return };
     w.secret(WEST, "db", "from-secrets-token").await;
     let provider = w.provider().start();
-    let token = jwt("system:serviceaccount:default:app-sa", IRSA_AUDIENCE);
     let attributes = pod_attrs("pod-a", "app-sa", &secret_object("db"), None, &[]);
     let secrets = serde_json::json!({ TOKENS_KEY: tokens(&[(IRSA_AUDIENCE, &token)]) }).to_string();
 
@@ -246,13 +256,11 @@ async fn two_pods_with_different_roles_mounting_at_once_each_read_as_their_own_r
 
 #[tokio::test]
 async fn region_comes_from_the_node_label_when_nothing_else_names_one() {
-    let Some(w) = World::start() else { return };
-    w.kube.service_account("default", "app-sa", Some(role("app").as_str()));
+    let Some(AppSa { w, token }) = AppSa::start() else { return };
     w.kube.node("node-1", &[(REGION_LABEL, EAST), ("kubernetes.io/hostname", "node-1")]);
     w.secret(EAST, "east-only", "east-value").await;
     let provider =
         w.provider().env_remove("AWS_REGION").env_remove("AWS_DEFAULT_REGION").env("NODE_NAME", "node-1").start();
-    let token = jwt("system:serviceaccount:default:app-sa", IRSA_AUDIENCE);
     let objects = secret_object("east-only");
     let tokens_json = tokens(&[(IRSA_AUDIENCE, &token)]);
 
@@ -280,12 +288,10 @@ async fn region_comes_from_the_node_label_when_nothing_else_names_one() {
 
 #[tokio::test]
 async fn the_region_parameter_wins_over_aws_region() {
-    let Some(w) = World::start() else { return };
-    w.kube.service_account("default", "app-sa", Some(role("app").as_str()));
+    let Some(AppSa { w, token }) = AppSa::start() else { return };
     w.kube.node("node-1", &[(REGION_LABEL, EAST)]);
     w.secret(WEST, "west-only", "west-value").await;
     let provider = w.provider().env("AWS_REGION", EAST).env("NODE_NAME", "node-1").start();
-    let token = jwt("system:serviceaccount:default:app-sa", IRSA_AUDIENCE);
     let attributes = pod_attrs(
         "pod-a",
         "app-sa",
@@ -306,12 +312,10 @@ async fn the_region_parameter_wins_over_aws_region() {
 
 #[tokio::test]
 async fn aws_region_wins_over_the_node_label() {
-    let Some(w) = World::start() else { return };
-    w.kube.service_account("default", "app-sa", Some(role("app").as_str()));
+    let Some(AppSa { w, token }) = AppSa::start() else { return };
     w.kube.node("node-1", &[(REGION_LABEL, EAST)]);
     w.secret(WEST, "west-only", "west-value").await;
     let provider = w.provider().env("AWS_REGION", WEST).env("NODE_NAME", "node-1").start();
-    let token = jwt("system:serviceaccount:default:app-sa", IRSA_AUDIENCE);
     let attributes = without(
         &pod_attrs("pod-a", "app-sa", &secret_object("west-only"), Some(&tokens(&[(IRSA_AUDIENCE, &token)])), &[]),
         "region",
@@ -415,11 +419,9 @@ async fn access_denied_in_the_primary_region_is_not_failed_over() {
 
 #[tokio::test]
 async fn service_account_lookups_are_cached() {
-    let Some(w) = World::start() else { return };
-    w.kube.service_account("default", "app-sa", Some(role("app").as_str()));
+    let Some(AppSa { w, token }) = AppSa::start() else { return };
     w.secret(WEST, "db", "v").await;
     let provider = w.provider().start();
-    let token = jwt("system:serviceaccount:default:app-sa", IRSA_AUDIENCE);
     let tokens_json = tokens(&[(IRSA_AUDIENCE, &token)]);
     for pod in ["pod-a", "pod-b", "pod-c"] {
         let attributes = pod_attrs(pod, "app-sa", &secret_object("db"), Some(&tokens_json), &[]);
@@ -432,10 +434,8 @@ async fn service_account_lookups_are_cached() {
 
 #[tokio::test]
 async fn failover_to_the_region_being_read_is_rejected() {
-    let Some(w) = World::start() else { return };
-    w.kube.service_account("default", "app-sa", Some(role("app").as_str()));
+    let Some(AppSa { w, token }) = AppSa::start() else { return };
     let provider = w.provider().env("AWS_REGION", WEST).start();
-    let token = jwt("system:serviceaccount:default:app-sa", IRSA_AUDIENCE);
     // No region parameter: the region is AWS_REGION, which equals failoverRegion.
     let attributes = without(
         &pod_attrs(
@@ -486,7 +486,7 @@ async fn pod_identity_refuses_attributes_that_disagree_with_the_token() {
     assert!(message.contains("issued to default/sa-b") && message.contains("default/sa-a"), "{message}");
     assert!(!message.contains(&token_b), "no token in errors: {message}");
     assert_eq!(agent.requests().len(), agent_calls, "refused before the agent was asked");
-    let target_b = provider.target(&support::pod_uid("pod-b"));
+    let target_b = provider.target(&crate::support::pod_uid("pod-b"));
     assert!(std::fs::read_dir(&target_b).map(|d| d.count()).unwrap_or(0) == 0, "nothing written for pod-b");
 }
 
@@ -511,12 +511,10 @@ async fn irsa_refuses_attributes_that_disagree_with_the_token() {
 /// unlike the `region` parameter. A label that is not a region is refused with the node named.
 #[tokio::test]
 async fn a_node_region_label_that_is_not_a_region_is_refused() {
-    let Some(w) = World::start() else { return };
-    w.kube.service_account("default", "app-sa", Some(role("app").as_str()));
+    let Some(AppSa { w, token }) = AppSa::start() else { return };
     w.kube.node("node-1", &[(REGION_LABEL, "evil.example.com/x")]);
     let provider =
         w.provider().env_remove("AWS_REGION").env_remove("AWS_DEFAULT_REGION").env("NODE_NAME", "node-1").start();
-    let token = jwt("system:serviceaccount:default:app-sa", IRSA_AUDIENCE);
     let attributes = without(
         &pod_attrs("pod-a", "app-sa", &secret_object("db"), Some(&tokens(&[(IRSA_AUDIENCE, &token)])), &[]),
         "region",

@@ -1,11 +1,9 @@
 //! Observability over the real wire: the admin server's `/metrics`, `/healthz` and `/readyz` of
 //! the real binary, scraped after successful and failing mounts and while a mount is in flight.
 
-mod support;
-
+use crate::support::{Moto, Provider, attrs, mount_request};
 use std::io::{Read, Write};
 use std::time::Duration;
-use support::{Moto, Provider, attrs, mount_request};
 
 const REGION: &str = "us-west-2";
 
@@ -138,7 +136,8 @@ async fn health_answers_while_a_mount_is_in_flight() {
     let Some(moto) = Moto::start() else { return };
     seed(&moto).await;
     let proxy =
-        support::slow_proxy(moto.url().trim_start_matches("http://").to_string(), Duration::from_millis(1500)).await;
+        crate::support::slow_proxy(moto.url().trim_start_matches("http://").to_string(), Duration::from_millis(1500))
+            .await;
     let endpoint = format!("secretsmanager={proxy}");
     let provider = Provider::start(&moto.url(), &["--local-credentials", "--endpoint", &endpoint]);
     let addr = admin_addr(&provider);

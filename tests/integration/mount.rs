@@ -1,13 +1,11 @@
 //! The provider core over the real wire: the real binary, its unix socket, a gRPC client, and
 //! moto as AWS. Each test skips (outside CI) when moto is not installed.
 
-mod support;
-
+use crate::support::{Moto, Provider, attrs, mount_request};
 use csi_provider_aws::pb::{MountResponse, VersionRequest};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use support::{Moto, Provider, attrs, mount_request};
 
 const REGION: &str = "us-west-2";
 

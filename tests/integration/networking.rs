@@ -5,18 +5,16 @@
 //! `--resolve` results; every connection goes to 127.0.0.1. Each test skips (outside CI) when
 //! moto is not installed.
 
-mod support;
-
+use crate::support::kube::KubeApi;
+use crate::support::proxy::TestProxy;
+use crate::support::recorder::{Fault, Recorder};
+use crate::support::stand_in;
+use crate::support::tls::{TestCa, TlsFront};
+use crate::support::world::{IRSA_AUDIENCE, expect_err, jwt, mount, pod_attrs, read, role, secret_object, tokens};
+use crate::support::{Moto, Provider, ProviderBuilder, REGION, attrs};
 use csi_provider_aws::pb::MountResponse;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use support::kube::KubeApi;
-use support::proxy::TestProxy;
-use support::recorder::{Fault, Recorder};
-use support::stand_in;
-use support::tls::{TestCa, TlsFront};
-use support::world::{IRSA_AUDIENCE, expect_err, jwt, mount, pod_attrs, read, role, secret_object, tokens};
-use support::{Moto, Provider, ProviderBuilder, REGION, attrs};
 use tonic::Code;
 
 const EAST: &str = "us-east-1";
@@ -369,8 +367,8 @@ async fn a_coalesced_read_is_audited_once_for_every_pod_it_served() {
     let provider = provider(&moto.url()).arg("--audit-log").env("HTTP_PROXY", proxy.url()).start();
     proxy.hold();
     let request = |pod: &str| {
-        let target = provider.target(&support::pod_uid(pod));
-        support::mount_request(&attrs(pod, &secret_object("shared-db"), &[]), &target)
+        let target = provider.target(&crate::support::pod_uid(pod));
+        crate::support::mount_request(&attrs(pod, &secret_object("shared-db"), &[]), &target)
     };
     let (mut first, mut second) = (provider.client().await, provider.client().await);
     let leader = {

@@ -2,17 +2,15 @@
 //! only to the identity that read them, credentials are reused per token, batching falls back
 //! when denied, a failed re-sync keeps every mounted file, and readers never see a torn set.
 
-mod support;
-
+use crate::support::recorder::{Call, Fault, Recorder};
+use crate::support::world::{
+    IRSA_AUDIENCE, WEST, World, expect_err, expect_ok, jwt, mount, pod_attrs, read, role, secret_object, tokens,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use support::recorder::{Call, Fault, Recorder};
-use support::world::{
-    IRSA_AUDIENCE, WEST, World, expect_err, expect_ok, jwt, mount, pod_attrs, read, role, secret_object, tokens,
-};
 
 /// A SecretProviderClass of `secrets` current secrets and `params` parameters.
 fn spc(secrets: &[&str], params: &[&str]) -> String {

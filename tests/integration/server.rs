@@ -2,13 +2,11 @@
 //! shutdown with a mount in flight, and a drain cut short (a second signal, the grace period
 //! running out) exiting non-zero.
 
-mod support;
-
+use crate::support::{Moto, Provider, attrs, mount_request};
 use csi_provider_aws::pb::MountResponse;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
-use support::{Moto, Provider, attrs, mount_request};
 
 /// Encodes an HPACK string literal (no Huffman), with a 7-bit prefixed length.
 fn hpack_string(out: &mut Vec<u8>, s: &str) {
@@ -118,7 +116,8 @@ async fn sigterm_lets_an_in_flight_mount_finish_refuses_new_ones_and_removes_the
     let Some(moto) = Moto::start() else { return };
     moto.sm("us-west-2").create_secret().name("slow").secret_string("v").send().await.expect("seed");
     let proxy =
-        support::slow_proxy(moto.url().trim_start_matches("http://").to_string(), Duration::from_millis(1500)).await;
+        crate::support::slow_proxy(moto.url().trim_start_matches("http://").to_string(), Duration::from_millis(1500))
+            .await;
     let endpoint = format!("secretsmanager={proxy}");
     let mut provider = Provider::start(
         &moto.url(),
@@ -148,7 +147,8 @@ async fn provider_with_a_slow_mount(
     grace: &str,
 ) -> (Provider, tokio::task::JoinHandle<Result<tonic::Response<MountResponse>, tonic::Status>>) {
     moto.sm("us-west-2").create_secret().name("slow").secret_string("v").send().await.expect("seed");
-    let proxy = support::slow_proxy(moto.url().trim_start_matches("http://").to_string(), Duration::from_secs(5)).await;
+    let proxy =
+        crate::support::slow_proxy(moto.url().trim_start_matches("http://").to_string(), Duration::from_secs(5)).await;
     let endpoint = format!("secretsmanager={proxy}");
     let provider = Provider::start(
         &moto.url(),

@@ -13,7 +13,7 @@
 //!
 //! Each test prints its figures and writes them to `<target>/tmp/load/<test>.md`.
 
-#[path = "../support/mod.rs"]
+#[path = "../integration/support/mod.rs"]
 mod support;
 
 mod burst;
