@@ -22,7 +22,7 @@ const SERVICE_ACCOUNT_CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// The running parts the server and the admin server share.
 #[derive(Debug)]
-pub struct Provider {
+pub(crate) struct Provider {
     pub mounter: Mounter,
     pub metrics: Arc<Metrics>,
     pub k8s: Arc<K8s>,
@@ -30,7 +30,7 @@ pub struct Provider {
 
 /// Builds the provider from the flags and an injected environment lookup (which also holds the
 /// proxy variables: a malformed one stops the start).
-pub async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<Provider, ServerError> {
+pub(crate) async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<Provider, ServerError> {
     let clock = clock::system();
     let cache =
         ValueCache::new(args.cache_ttl.0, args.cache_max_entries, args.cache_max_bytes.0).with_clock(clock.clone());
@@ -66,8 +66,9 @@ pub async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) ->
     Ok(Provider { mounter, metrics, k8s })
 }
 
-/// Serves until SIGTERM/SIGINT.
-pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
+/// Serves until SIGTERM/SIGINT; an error when the provider cannot start, or its drain was cut
+/// short.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let env = |k: &str| std::env::var(k).ok();
     let Provider { mounter, metrics, k8s } = provider(&args, env).await?;
     let ready = Arc::new(Readiness::default());

@@ -3,7 +3,7 @@
 
 mod policy;
 
-pub use policy::EndpointPolicyArgs;
+pub(crate) use policy::EndpointPolicyArgs;
 
 use crate::admin::MetricsAddr;
 use crate::aws::EndpointFlag;
@@ -20,11 +20,12 @@ use std::path::PathBuf;
 #[command(name = "csi-provider-aws", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
     #[command(flatten)]
-    pub serve: ServeArgs,
+    pub(crate) serve: ServeArgs,
 }
 
+/// What to run.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the provider API on the unix socket (the default).
@@ -43,87 +44,98 @@ impl Cli {
     }
 }
 
+impl Command {
+    /// The logging flags, which every subcommand takes.
+    pub fn log(&self) -> &LogArgs {
+        match self {
+            Command::Serve(args) => &args.log,
+            Command::Mount(args) => &args.log,
+            Command::Doctor(args) => &args.log,
+        }
+    }
+}
+
 /// Flags of the server.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Directory of the provider socket.
     #[arg(long, env = "CSI_PROVIDER_AWS_PROVIDER_VOLUME", default_value = "/var/run/secrets-store-csi-providers")]
-    pub provider_volume: PathBuf,
+    pub(crate) provider_volume: PathBuf,
     /// Provider name: the socket is `<provider-volume>/<provider-name>.sock`.
     #[arg(long, env = "CSI_PROVIDER_AWS_PROVIDER_NAME", default_value = "aws", value_parser = parse_provider_name)]
-    pub provider_name: String,
+    pub(crate) provider_name: String,
     /// Return the files to the driver instead of writing them.
     #[arg(long, env = "CSI_PROVIDER_AWS_DRIVER_WRITES_SECRETS", num_args = 0..=1, require_equals = true,
           default_value = "false", default_missing_value = "true", action = ArgAction::Set)]
-    pub driver_writes_secrets: bool,
+    pub(crate) driver_writes_secrets: bool,
     /// Kubelet root: target paths must lie under `<kubelet-path>/pods`.
     #[arg(long, env = "CSI_PROVIDER_AWS_KUBELET_PATH", default_value = "/var/lib/kubelet")]
-    pub kubelet_path: PathBuf,
+    pub(crate) kubelet_path: PathBuf,
     #[command(flatten)]
-    pub log: LogArgs,
+    pub(crate) log: LogArgs,
     /// How long in-flight mounts may run after SIGTERM; a second signal aborts.
     #[arg(long, env = "CSI_PROVIDER_AWS_SHUTDOWN_GRACE_PERIOD", default_value = "10s")]
-    pub shutdown_grace_period: Dur,
+    pub(crate) shutdown_grace_period: Dur,
     /// Most connections open on the socket at once (the driver keeps one); more wait in the
     /// listen backlog until one closes.
     #[arg(long, env = "CSI_PROVIDER_AWS_MAX_CONNECTIONS", default_value_t = 128,
           value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Endpoint override, `SERVICE[@REGION]=URL` (services: secretsmanager, ssm, sts). Repeatable.
     #[arg(long = "endpoint", env = "CSI_PROVIDER_AWS_ENDPOINT", value_delimiter = ',')]
-    pub endpoints: Vec<EndpointFlag>,
+    pub(crate) endpoints: Vec<EndpointFlag>,
     /// Read AWS with the process's own credential chain for every mount (laptops, quick start).
     #[arg(long, env = "CSI_PROVIDER_AWS_LOCAL_CREDENTIALS", num_args = 0..=1, require_equals = true,
           default_value = "false", default_missing_value = "true", action = ArgAction::Set)]
-    pub local_credentials: bool,
+    pub(crate) local_credentials: bool,
     /// Kubernetes client rate limit: sustained requests per second.
     #[arg(long, env = "CSI_PROVIDER_AWS_QPS", default_value_t = 5)]
-    pub qps: u32,
+    pub(crate) qps: u32,
     /// Kubernetes client rate limit: burst.
     #[arg(long, env = "CSI_PROVIDER_AWS_BURST", default_value_t = 10)]
-    pub burst: u32,
+    pub(crate) burst: u32,
     /// EKS Pod Identity agent URL (IPv4).
     #[arg(long, env = "CSI_PROVIDER_AWS_POD_IDENTITY_ENDPOINT_IPV4", default_value = "http://169.254.170.23/v1/credentials", value_parser = parse_url)]
-    pub pod_identity_endpoint_ipv4: String,
+    pub(crate) pod_identity_endpoint_ipv4: String,
     /// EKS Pod Identity agent URL (IPv6).
     #[arg(long, env = "CSI_PROVIDER_AWS_POD_IDENTITY_ENDPOINT_IPV6", default_value = "http://[fd00:ec2::23]/v1/credentials", value_parser = parse_url)]
-    pub pod_identity_endpoint_ipv6: String,
+    pub(crate) pod_identity_endpoint_ipv6: String,
     /// One EKS Pod Identity agent URL for both address families (overrides the two above).
     #[arg(long, env = "CSI_PROVIDER_AWS_POD_IDENTITY_ENDPOINT", value_parser = parse_url)]
-    pub pod_identity_endpoint: Option<String>,
+    pub(crate) pod_identity_endpoint: Option<String>,
     /// Bound on each call to the Pod Identity agent.
     #[arg(long, env = "CSI_PROVIDER_AWS_POD_IDENTITY_HTTP_TIMEOUT", default_value = "5s")]
-    pub pod_identity_http_timeout: Dur,
+    pub(crate) pod_identity_http_timeout: Dur,
     /// How old a cached value may be when served; `0` disables the cache.
     #[arg(long, env = "CSI_PROVIDER_AWS_CACHE_TTL", default_value = "60s")]
-    pub cache_ttl: Dur,
+    pub(crate) cache_ttl: Dur,
     /// Bound on cached values.
     #[arg(long, env = "CSI_PROVIDER_AWS_CACHE_MAX_ENTRIES", default_value_t = 10_000)]
-    pub cache_max_entries: usize,
+    pub(crate) cache_max_entries: usize,
     /// Bound on the bytes cached values take (values, names and a per-entry overhead): bytes,
     /// or a Kubernetes-style quantity (`64Mi`, `512Ki`, `1Gi`, `100M`).
     #[arg(long, env = "CSI_PROVIDER_AWS_CACHE_MAX_BYTES", default_value = "64Mi")]
-    pub cache_max_bytes: ByteSize,
+    pub(crate) cache_max_bytes: ByteSize,
     /// Read two or more current secrets of a mount with `BatchGetSecretValue` (20 per call);
     /// `false` reads each with `GetSecretValue`, as the Go provider does.
     #[arg(long, env = "CSI_PROVIDER_AWS_BATCH_GET_SECRET_VALUE", num_args = 0..=1, require_equals = true,
           default_value = "true", default_missing_value = "true", action = ArgAction::Set)]
-    pub batch_get_secret_value: bool,
+    pub(crate) batch_get_secret_value: bool,
     /// Admin server address (`/metrics`, `/healthz`, `/readyz`); empty disables it; port 0
     /// picks a free port and logs it.
     #[arg(long, env = "CSI_PROVIDER_AWS_METRICS_ADDR", default_value = "0.0.0.0:8989")]
-    pub metrics_addr: MetricsAddr,
+    pub(crate) metrics_addr: MetricsAddr,
     /// Allow secret names as metric label values (cardinality and privacy: off by default).
     #[arg(long, env = "CSI_PROVIDER_AWS_METRICS_SECRET_NAMES", num_args = 0..=1, require_equals = true,
           default_value = "false", default_missing_value = "true", action = ArgAction::Set)]
-    pub metrics_secret_names: bool,
+    pub(crate) metrics_secret_names: bool,
     /// EKS add-on version, appended to the user agent.
     #[arg(long, env = "CSI_PROVIDER_AWS_EKS_ADDON_VERSION", default_value = "")]
-    pub eks_addon_version: String,
+    pub(crate) eks_addon_version: String,
     #[command(flatten)]
-    pub network: NetworkArgs,
+    pub(crate) network: NetworkArgs,
     #[command(flatten)]
-    pub endpoint_policy: EndpointPolicyArgs,
+    pub(crate) endpoint_policy: EndpointPolicyArgs,
 }
 
 fn parse_url(s: &str) -> Result<String, String> {
@@ -132,7 +144,7 @@ fn parse_url(s: &str) -> Result<String, String> {
 
 impl ServeArgs {
     /// The Pod Identity agent URLs (IPv4, IPv6), the shorthand overriding both.
-    pub fn pod_identity_endpoints(&self) -> (String, String) {
+    pub(crate) fn pod_identity_endpoints(&self) -> (String, String) {
         match &self.pod_identity_endpoint {
             Some(url) => (url.clone(), url.clone()),
             None => (self.pod_identity_endpoint_ipv4.clone(), self.pod_identity_endpoint_ipv6.clone()),

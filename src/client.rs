@@ -35,39 +35,39 @@ pub async fn connect(socket: &Path) -> Result<CsiDriverProviderClient<Channel>, 
 pub struct MountArgs {
     /// SecretProviderClass manifest (YAML).
     #[arg(long)]
-    pub spc: PathBuf,
+    pub(crate) spc: PathBuf,
     /// Target directory for the files.
     #[arg(long)]
-    pub target: PathBuf,
+    pub(crate) target: PathBuf,
     /// Provider socket.
     #[arg(long, default_value = "/var/run/secrets-store-csi-providers/aws.sock")]
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
     #[arg(long, default_value = "default")]
-    pub namespace: String,
+    pub(crate) namespace: String,
     #[arg(long, default_value = "mount-cli")]
-    pub pod: String,
+    pub(crate) pod: String,
     #[arg(long, default_value = "00000000-0000-0000-0000-000000000000")]
-    pub pod_uid: String,
+    pub(crate) pod_uid: String,
     #[arg(long, default_value = "default")]
-    pub service_account: String,
+    pub(crate) service_account: String,
     /// A service-account token for an audience, `AUDIENCE=FILE`. Repeatable.
     #[arg(long = "token")]
-    pub tokens: Vec<TokenFlag>,
+    pub(crate) tokens: Vec<TokenFlag>,
     /// Ask the provider for files (as the driver does in driver-writes mode) and write them here.
     #[arg(long)]
-    pub driver_writes: bool,
+    pub(crate) driver_writes: bool,
     /// Repeat the mount at this interval, as the driver's rotation does.
     #[arg(long)]
-    pub watch: Option<Dur>,
+    pub(crate) watch: Option<Dur>,
     #[command(flatten)]
-    pub log: LogArgs,
+    pub(crate) log: LogArgs,
 }
 
 /// One `--token AUDIENCE=FILE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenFlag {
-    pub audience: String,
-    pub file: PathBuf,
+pub(crate) struct TokenFlag {
+    pub(crate) audience: String,
+    pub(crate) file: PathBuf,
 }
 
 impl FromStr for TokenFlag {
@@ -85,32 +85,64 @@ impl FromStr for TokenFlag {
 /// A failed `mount` subcommand.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The manifest could not be read.
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The manifest.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The manifest is not a SecretProviderClass.
     #[error("{path} is not a SecretProviderClass manifest: {reason}")]
-    Manifest { path: PathBuf, reason: String },
+    Manifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The provider socket did not answer.
     #[error("cannot connect to {path}: {source}")]
-    Connect { path: PathBuf, source: tonic::transport::Error },
+    Connect {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        source: tonic::transport::Error,
+    },
+    /// The provider refused the mount.
     #[error("Mount failed ({code:?}): {message}")]
-    Mount { code: tonic::Code, message: String },
+    Mount {
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The provider's message.
+        message: String,
+    },
+    /// The provider returned a file path the driver would refuse.
     #[error("the provider returned an invalid file path {path:?}: {reason}")]
-    BadPath { path: String, reason: String },
+    BadPath {
+        /// The path as returned.
+        path: String,
+        /// Why the driver would refuse it.
+        reason: String,
+    },
+    /// The returned files could not be written.
     #[error("writing the returned files failed: {0}")]
-    Write(#[from] crate::write::WriteError),
+    Write(String),
+    /// The response carries no object versions.
     #[error("the response carries no object versions (the driver fails such a mount)")]
     NoVersions,
 }
 
 /// The parts of a SecretProviderClass manifest the driver uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpcManifest {
+pub(crate) struct SpcManifest {
     pub name: String,
     pub namespace: Option<String>,
     pub parameters: BTreeMap<String, String>,
 }
 
 /// Parses a SecretProviderClass manifest (YAML).
-pub fn parse_manifest(text: &str) -> Result<SpcManifest, String> {
+pub(crate) fn parse_manifest(text: &str) -> Result<SpcManifest, String> {
     let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
     if doc.get("kind").and_then(|k| k.as_str()) != Some("SecretProviderClass") {
         return Err("kind is not SecretProviderClass".into());
@@ -142,7 +174,7 @@ fn scalar_text(v: &serde_yaml_ng::Value) -> Option<String> {
 }
 
 /// The attributes JSON the driver would send for this pod and SecretProviderClass.
-pub fn driver_attributes(spc: &SpcManifest, args: &MountArgs, tokens: Option<String>) -> String {
+pub(crate) fn driver_attributes(spc: &SpcManifest, args: &MountArgs, tokens: Option<String>) -> String {
     let mut attrs: BTreeMap<String, String> = spc.parameters.clone();
     let namespace = spc.namespace.clone().unwrap_or_else(|| args.namespace.clone());
     attrs.insert("secretProviderClass".into(), spc.name.clone());
@@ -218,7 +250,7 @@ fn apply(target: &Path, response: &MountResponse) -> Result<Option<WriteOutcome>
             contents: SecretBytes::new(f.contents.clone()),
         });
     }
-    Ok(Some(crate::write::write_atomic(target, &files)?))
+    Ok(Some(crate::write::write_atomic(target, &files).map_err(|e| ClientError::Write(e.to_string()))?))
 }
 
 fn print_summary(target: &Path, response: &MountResponse, outcome: Option<WriteOutcome>) {

@@ -37,10 +37,6 @@ impl Fetcher {
         Fetcher { aws, cache, inflight: Arc::default() }
     }
 
-    pub fn cache(&self) -> &ValueCache {
-        &self.cache
-    }
-
     pub fn aws(&self) -> &AwsReader {
         &self.aws
     }

@@ -3,66 +3,74 @@
 //!
 //! # Module map
 //!
-//! Modules follow the data's path. Each owns one concern and imports only the modules listed
+//! Modules follow the data's path (the public ones are what `main`, the fuzz targets and the
+//! tests call; the rest is `pub(crate)`). Each owns one concern and imports only the modules listed
 //! beside it, all of them on a lower layer: no module imports one above it or beside it, and
 //! nothing below `cli` imports `cli` (each flag group lives beside the code it configures, and
-//! [`app`] builds the running parts from the parsed flags).
+//! `app` builds the running parts from the parsed flags).
 //!
 //! | layer | module | owns | may import |
 //! |---|---|---|---|
-//! | 0 | `sync`, [`clock`] | the poison-ignoring lock; time, injected (the real clock in production) | — |
-//! | 0 | [`secret`], [`codes`], [`units`] | redacting byte newtypes; stable error codes; duration and size flag values | — |
-//! | 0 | [`connections`], [`authority`] | the socket's connection bound; driver v1.5's path-shaped `:authority` | — |
-//! | 1 | [`jmes`] | jmesPath extraction | `secret` |
-//! | 1 | [`write`](mod@write) | the atomic `..data` swap into a target path, target checks | `codes`, `secret`, `sync` |
-//! | 1 | [`params`] | SecretProviderClass attributes, `objects` descriptors, file names, the `objects` memo | `codes`, `jmes`, `secret`, `sync` |
-//! | 2 | [`read`] | the vocabulary of a read: items, answers, errors, route, service, the per-mount scope, call keys | `codes`, `params`, `secret`, `sync` |
-//! | 3 | [`net`] | the network path to AWS without SDK types: addresses, allowlist, resolver, proxy, CA bundle, `NetworkArgs` | `params`, `read` |
-//! | 3 | [`k8s`] | the only user of `kube`: service accounts, node region | `params`, `sync` |
-//! | 3 | [`telemetry`] | logging set-up, `LogArgs` (typed level and format) | — |
-//! | 4 | [`aws`] | the only user of AWS SDK types: clients, endpoints (`EndpointFlag`), STS, reading Secrets Manager and Parameter Store, error classification, call counting, audit | `clock`, `codes`, `net`, `params`, `read`, `secret`, `sync` |
-//! | 4 | [`cache`] | the identity-scoped value cache | `clock`, `read`, `sync` |
-//! | 4 | [`render`] | answers → files and object versions | `jmes`, `params`, `read`, `secret`, `write` |
-//! | 4 | [`metrics`] | the Prometheus registry | `cache`, `read` |
-//! | 5 | [`identity`] | the pod's credentials (IRSA, Pod Identity), their cache, where a mount's credentials come from | `aws`, `clock`, `codes`, `k8s`, `params`, `read`, `sync` |
-//! | 5 | [`fetch`] | reading through the cache, coalescing identical reads in flight | `aws`, `cache`, `read`, `sync` |
-//! | 6 | [`mount`] | one `Mount`: parameters → region → credentials → fetch (failover) → render → write | `codes`, `fetch`, `identity`, `k8s`, `net`, `params`, `read`, `render`, `sync`, `write` |
-//! | 7 | [`service`], [`admin`] | the gRPC service (protobuf ⇄ domain, error → status); `/metrics`, `/healthz`, `/readyz`, `MetricsAddr` | `codes`, `metrics`, `mount`, `pb`, `render`; `metrics` |
-//! | 8 | [`server`] | the socket's lifecycle: bind, serve, drain, exit | `admin`, `authority`, `connections`, `net`, `pb`, `service` |
-//! | 8 | [`doctor`], [`client`] | `doctor` (and `DoctorArgs`); the `mount` client (and `MountArgs`) | `aws`, `k8s`, `net`, `read`, `telemetry`, `units`; `params`, `pb`, `secret`, `telemetry`, `units`, `write` |
-//! | 9 | [`cli`] | the command line: subcommands, serve flags (composing the groups above) | `admin`, `aws`, `client`, `doctor`, `net`, `telemetry`, `units` |
-//! | 10 | [`app`] | wiring the serve flags into a running provider | anything below |
+//! | 0 | `sync`, `secret`, `codes`, `units` | the poison-ignoring lock; redacting byte newtypes; stable error codes; duration and size flag values | — |
+//! | 0 | `connections`, `authority`, `telemetry` | the socket's connection bound; driver v1.5's path-shaped `:authority`; logging set-up and `LogArgs` (typed level and format) | — |
+//! | 1 | `clock` | time, injected (the real clock in production, a manual one in tests) | `sync` |
+//! | 1 | `jmes` | jmesPath extraction | `secret` |
+//! | 1 | `write` | the atomic `..data` swap into a target path, target checks | `codes`, `secret`, `sync` |
+//! | 2 | `params` | SecretProviderClass attributes, `objects` descriptors, file names, the `objects` memo | `codes`, `jmes`, `secret`, `sync` |
+//! | 3 | `read` | the vocabulary of a read: items, answers, errors, route, service, the per-mount scope, call keys | `codes`, `params`, `secret`, `sync` |
+//! | 4 | `net` | the network path to AWS without SDK types: addresses, allowlist, resolver, proxy, CA bundle, `NetworkArgs` | `params`, `read` |
+//! | 4 | `k8s` | the only user of `kube`: service accounts, node region | `params`, `sync` |
+//! | 5 | `aws` | the only user of AWS SDK types: clients, endpoints (`EndpointFlag`), STS, reading Secrets Manager and Parameter Store, error classification, call counting, audit | `clock`, `codes`, `net`, `params`, `read`, `secret`, `sync` |
+//! | 5 | `cache` | the identity-scoped value cache | `clock`, `read`, `sync` |
+//! | 5 | `render` | answers → files and object versions | `jmes`, `params`, `read`, `secret`, `write` |
+//! | 6 | `metrics` | the Prometheus registry | `cache`, `read` |
+//! | 6 | `identity` | the pod's credentials (IRSA, Pod Identity), their cache, where a mount's credentials come from | `aws`, `clock`, `codes`, `k8s`, `params`, `read`, `sync` |
+//! | 6 | `fetch` | reading through the cache, coalescing identical reads in flight | `aws`, `cache`, `read`, `sync` |
+//! | 7 | `mount` | one `Mount`: parameters → region → credentials → fetch (failover) → render → write | `codes`, `fetch`, `identity`, `k8s`, `net`, `params`, `read`, `render`, `sync`, `write` |
+//! | 7 | `admin` | `/metrics`, `/healthz`, `/readyz`, `MetricsAddr` | `metrics` |
+//! | 8 | `service` | the gRPC service: protobuf ⇄ domain, error → status | `codes`, `metrics`, `mount`, `pb`, `render` |
+//! | 9 | `server` | the socket's lifecycle: bind, serve, drain, exit | `admin`, `authority`, `connections`, `net`, `pb`, `service` |
+//! | 9 | `doctor` | `doctor` and its `DoctorArgs` | `aws`, `k8s`, `net`, `read`, `telemetry`, `units` |
+//! | 9 | `client` | the `mount` client and its `MountArgs` | `params`, `pb`, `secret`, `telemetry`, `units`, `write` |
+//! | 10 | `cli` | the command line: subcommands, serve flags (composing the groups above) | `admin`, `aws`, `client`, `doctor`, `net`, `telemetry`, `units` |
+//! | 11 | `app` | wiring the serve flags into a running provider | anything below |
 //!
-//! [`pb`] (generated protobuf types) is imported only by `service`, `server` and `client`.
+//! `pb` (generated protobuf types) is imported only by `service`, `server` and `client`.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod app;
+#[doc(hidden)] // entry points of the fuzz targets, not API
 pub mod authority;
-pub mod aws;
-pub mod cache;
+pub(crate) mod aws;
+pub(crate) mod cache;
 pub mod cli;
 pub mod client;
 pub mod clock;
+#[doc(hidden)] // the error codes the hidden entry points return, not API
 pub mod codes;
-pub mod connections;
+pub(crate) mod connections;
 pub mod doctor;
-pub mod fetch;
+pub(crate) mod fetch;
+#[doc(hidden)] // the agent-answer parser the fuzz targets call, not API
 pub mod identity;
+#[doc(hidden)] // entry points of the fuzz targets, not API
 pub mod jmes;
-pub mod k8s;
-pub mod metrics;
-pub mod mount;
-pub mod net;
+pub(crate) mod k8s;
+pub(crate) mod metrics;
+pub(crate) mod mount;
+pub(crate) mod net;
+#[doc(hidden)] // entry points of the fuzz targets, not API
 pub mod params;
-pub mod read;
-pub mod render;
+pub(crate) mod read;
+pub(crate) mod render;
+#[doc(hidden)] // the redacting types the hidden entry points return, not API
 pub mod secret;
-pub mod server;
-pub mod service;
+pub(crate) mod server;
+pub(crate) mod service;
 mod sync;
 pub mod telemetry;
-pub mod units;
-pub mod write;
+pub(crate) mod units;
+pub(crate) mod write;
 
 /// The driver's provider API (`v1alpha1`), generated from `proto/provider.proto`.
 pub mod pb {

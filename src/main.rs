@@ -6,12 +6,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let command = Cli::parse().into_command();
-    let log = match &command {
-        Command::Serve(args) => &args.log,
-        Command::Mount(args) => &args.log,
-        Command::Doctor(args) => &args.log,
-    };
-    if let Err(e) = csi_provider_aws::telemetry::init(log) {
+    if let Err(e) = csi_provider_aws::telemetry::init(command.log()) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }

@@ -67,11 +67,6 @@ impl ServiceUrls {
             Service::Sts => self.sts.as_deref(),
         }
     }
-
-    /// Whether no service has an override.
-    pub fn is_empty(&self) -> bool {
-        self.secrets_manager.is_none() && self.ssm.is_none() && self.sts.is_none()
-    }
 }
 
 /// A region to call, with the SecretProviderClass's admitted endpoints for it.
@@ -81,18 +76,10 @@ pub struct Route<'a> {
     pub spc: &'a ServiceUrls,
 }
 
-/// No SecretProviderClass endpoints.
-static NO_SPC_ENDPOINTS: ServiceUrls = ServiceUrls { secrets_manager: None, ssm: None, sts: None };
-
 impl<'a> Route<'a> {
     /// `region`, with the SecretProviderClass's admitted endpoints `spc`.
     pub fn new(region: &'a str, spc: &'a ServiceUrls) -> Self {
         Route { region, spc }
-    }
-
-    /// `region` with the admin's endpoints only.
-    pub fn region(region: &'a str) -> Self {
-        Route { region, spc: &NO_SPC_ENDPOINTS }
     }
 }
 
@@ -165,16 +152,6 @@ impl Answers {
     /// Whether `item` has an answer.
     pub fn contains(&self, item: &ReadItem) -> bool {
         self.0.contains_key(item)
-    }
-
-    /// How many items have an answer.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether no item has an answer.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Logging set-up: `tracing` with an EnvFilter, plain or JSON lines on stderr.
 //!
 //! Names in log lines come from SecretProviderClasses, pods and AWS answers. JSON lines escape
-//! them by construction; plain lines go through [`escaped_fields`], which escapes every control
+//! them by construction; plain lines go through `escaped_fields`, which escapes every control
 //! character (a newline in a value cannot start a forged line, an escape sequence cannot drive
 //! a terminal).
 
@@ -51,10 +51,18 @@ impl LogLevel {
     }
 }
 
+/// Logging could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
+    /// `--log-level` is neither a level nor a valid directive.
     #[error("invalid --log-level {level:?}: {reason}")]
-    Filter { level: String, reason: String },
+    Filter {
+        /// The value given.
+        level: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// A global subscriber was already installed.
     #[error("logging was already initialised")]
     AlreadySet,
 }
@@ -63,7 +71,7 @@ pub enum TelemetryError {
 /// and HTTP stacks at `warn` unless the level is `trace`; anything else is an EnvFilter directive.
 /// Audit lines (target `audit`, only written with `--audit-log`) pass at any level unless the
 /// directive names `audit` itself.
-pub fn filter_for(level: &str) -> Result<EnvFilter, TelemetryError> {
+pub(crate) fn filter_for(level: &str) -> Result<EnvFilter, TelemetryError> {
     let directive = match level.trim() {
         "error" | "warn" => level.trim().to_string(),
         "info" | "debug" => format!("warn,csi_provider_aws={0},csi_provider_aws::server={0}", level.trim()),
@@ -89,7 +97,7 @@ pub fn init(args: &LogArgs) -> Result<(), TelemetryError> {
 
 /// The plain format's fields (`message` first, then `name=value`, spaces between), with every
 /// control character in a name, a value or the message escaped (`\n`, `\u{1b}`).
-pub fn escaped_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
+pub(crate) fn escaped_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
     debug_fn(|w: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn fmt::Debug| {
         let mut out = Escaping(w);
         match field.name() {

@@ -1,7 +1,7 @@
 //! Accepting a path-shaped HTTP/2 `:authority`.
 //!
 //! Driver v1.5.x and older send the socket path (`/var/run/secrets-store-csi-providers/aws.sock`)
-//! as `:authority`; h2 rejects that and resets every stream. [`AuthorityFix`] wraps an accepted
+//! as `:authority`; h2 rejects that and resets every stream. `AuthorityFix` wraps an accepted
 //! connection and rewrites the inbound byte stream so h2 sees `localhost` instead:
 //!
 //! - the client preface and every frame other than HEADERS / CONTINUATION pass through byte for
@@ -38,7 +38,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::server::Connected;
 
 pub use frames::FrameRewriter;
-pub use hpack::is_authority_shaped;
 
 /// Largest read made while frame headers or header blocks are being parsed; payloads that pass
 /// through unchanged are read straight into the caller's buffer instead.
@@ -49,7 +48,7 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 
 /// A server-side connection whose inbound HTTP/2 header blocks get a usable `:authority`
 /// (see the [module docs](self)). Writes pass straight to the inner stream.
-pub struct AuthorityFix<S> {
+pub(crate) struct AuthorityFix<S> {
     inner: S,
     rewriter: FrameRewriter,
     /// Rewritten octets not yet handed to the reader, from `pending_pos` on.
@@ -62,11 +61,6 @@ impl<S> AuthorityFix<S> {
     /// Wraps a freshly accepted connection (nothing read from it yet).
     pub fn new(inner: S) -> Self {
         Self { inner, rewriter: FrameRewriter::new(), pending: Vec::new(), pending_pos: 0, eof: false }
-    }
-
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
     }
 
     /// Moves pending rewritten octets into `buf`; whether there were any.

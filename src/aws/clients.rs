@@ -66,16 +66,6 @@ impl AwsReader {
         AwsReader { http, settings, batch }
     }
 
-    /// The call counter every client reports to.
-    pub fn calls(&self) -> &CallCounter {
-        &self.settings.calls
-    }
-
-    /// The endpoint configuration in force.
-    pub fn endpoints(&self) -> &Endpoints {
-        &self.settings.endpoints
-    }
-
     /// The network settings in force.
     pub fn network(&self) -> &NetworkSettings {
         &self.settings.network

@@ -30,6 +30,7 @@ impl Storable for AttemptStart {
 }
 
 impl CallCounter {
+    #[cfg(test)]
     pub fn new() -> Self {
         Self::default()
     }
@@ -37,21 +38,6 @@ impl CallCounter {
     /// A counter that also reports every call to `observer`.
     pub fn with_observer(observer: Arc<dyn CallObserver>) -> Self {
         CallCounter { counts: Arc::default(), observer: Some(observer) }
-    }
-
-    /// Every count so far.
-    pub fn snapshot(&self) -> BTreeMap<CallKey, u64> {
-        crate::sync::lock(&self.counts).clone()
-    }
-
-    /// All calls so far.
-    pub fn total(&self) -> u64 {
-        self.snapshot().values().sum()
-    }
-
-    /// Calls of one operation so far, whatever the outcome.
-    pub fn operation(&self, operation: &str) -> u64 {
-        self.snapshot().iter().filter(|(k, _)| k.operation == operation).map(|(_, n)| n).sum()
     }
 
     fn add(&self, key: CallKey, seconds: f64) {

@@ -44,11 +44,6 @@ impl AwsCredentials {
     pub fn heap_bytes(&self) -> usize {
         self.bytes
     }
-
-    /// What these credentials are, for logs.
-    pub fn label(&self) -> &str {
-        &self.label
-    }
 }
 
 impl fmt::Debug for AwsCredentials {

@@ -25,6 +25,7 @@ impl UserAgentTag {
     }
 
     /// The text appended to the user agent.
+    #[cfg(test)]
     pub fn suffix(&self) -> &str {
         &self.suffix
     }

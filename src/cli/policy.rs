@@ -6,7 +6,7 @@ use clap::{ArgAction, Args};
 
 /// What a SecretProviderClass may ask for, and the audit trail. Serve only.
 #[derive(Debug, Clone, Default, Args)]
-pub struct EndpointPolicyArgs {
+pub(crate) struct EndpointPolicyArgs {
     /// A host (or `*.vpce.amazonaws.com`-style pattern) a SecretProviderClass may name in its
     /// endpoint parameters; none by default, since the endpoint would receive the pod's token.
     /// Repeatable.
@@ -16,12 +16,12 @@ pub struct EndpointPolicyArgs {
         value_name = "PATTERN",
         value_delimiter = ','
     )]
-    pub allowed_endpoint_hosts: Vec<HostPattern>,
+    pub(crate) allowed_endpoint_hosts: Vec<HostPattern>,
     /// One info line (target `audit`) per AWS request: service, operation, region, endpoint,
     /// the pods and object names it served, the AWS request id. Never a value.
     #[arg(long, env = "CSI_PROVIDER_AWS_AUDIT_LOG", num_args = 0..=1, require_equals = true,
           default_value = "false", default_missing_value = "true", action = ArgAction::Set)]
-    pub audit_log: bool,
+    pub(crate) audit_log: bool,
 }
 
 #[cfg(test)]

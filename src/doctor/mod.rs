@@ -10,7 +10,8 @@ mod endpoint;
 mod report;
 mod wire;
 
-pub use report::{Check, Report, Status};
+pub(crate) use report::Check;
+pub use report::Report;
 
 use crate::aws::EndpointFlag;
 use crate::aws::Endpoints;
@@ -30,24 +31,24 @@ use std::time::Duration;
 pub struct DoctorArgs {
     /// Endpoint override, `SERVICE[@REGION]=URL`, as for serving. Repeatable.
     #[arg(long = "endpoint", env = "CSI_PROVIDER_AWS_ENDPOINT", value_delimiter = ',')]
-    pub endpoints: Vec<EndpointFlag>,
+    pub(crate) endpoints: Vec<EndpointFlag>,
     /// The region to check; else `AWS_REGION`, else the node's `topology.kubernetes.io/region`
     /// label (`NODE_NAME` and the Kubernetes API).
     #[arg(long)]
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
     /// A second region to check (a SecretProviderClass's `failoverRegion`).
     #[arg(long)]
-    pub failover_region: Option<String>,
+    pub(crate) failover_region: Option<String>,
     /// The socket directory the provider serves in.
     #[arg(long, env = "CSI_PROVIDER_AWS_PROVIDER_VOLUME", default_value = "/var/run/secrets-store-csi-providers")]
-    pub provider_volume: PathBuf,
+    pub(crate) provider_volume: PathBuf,
     /// Bound on each network step (DNS, connect, handshake, request).
     #[arg(long, default_value = "5s")]
-    pub timeout: Dur,
+    pub(crate) timeout: Dur,
     #[command(flatten)]
-    pub network: NetworkArgs,
+    pub(crate) network: NetworkArgs,
     #[command(flatten)]
-    pub log: LogArgs,
+    pub(crate) log: LogArgs,
 }
 
 /// Runs every check with flags `args` and an injected environment.

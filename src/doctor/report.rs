@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 /// The result of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     Pass,
     /// Passes, with something worth knowing (a public address while private endpoints are not
     /// required).
@@ -28,7 +28,7 @@ impl Status {
 
 /// One row.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
+pub(crate) struct Check {
     pub name: String,
     pub target: String,
     pub status: Status,
@@ -68,18 +68,21 @@ impl Check {
 /// Every check, in order.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    pub checks: Vec<Check>,
+    pub(crate) checks: Vec<Check>,
 }
 
 impl Report {
-    pub fn push(&mut self, check: Check) {
+    /// Adds one check.
+    pub(crate) fn push(&mut self, check: Check) {
         self.checks.push(check);
     }
 
-    pub fn extend(&mut self, checks: impl IntoIterator<Item = Check>) {
+    /// Adds checks.
+    pub(crate) fn extend(&mut self, checks: impl IntoIterator<Item = Check>) {
         self.checks.extend(checks);
     }
 
+    /// How many checks failed.
     pub fn failed(&self) -> usize {
         self.checks.iter().filter(|c| c.status == Status::Fail).count()
     }

@@ -8,10 +8,8 @@ mod irsa;
 mod pod_identity;
 mod tokens;
 
-pub use tokens::{TokenSubject, subject as token_subject};
-
-pub use error::IdentityError;
-pub use pod_identity::AgentClient;
+pub(crate) use error::IdentityError;
+pub(crate) use pod_identity::AgentClient;
 #[doc(hidden)]
 pub use pod_identity::parse_agent_answer;
 
@@ -24,9 +22,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Token audience for IRSA.
-pub const IRSA_AUDIENCE: &str = "sts.amazonaws.com";
+pub(crate) const IRSA_AUDIENCE: &str = "sts.amazonaws.com";
 /// Token audience for EKS Pod Identity.
-pub const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
+pub(crate) const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
 
 /// Bound on cached credentials (one per live token).
 const MAX_CACHED_CREDENTIALS: usize = 10_000;
@@ -36,7 +34,7 @@ const MAX_CREDENTIAL_BYTES: usize = 16 * 1024 * 1024;
 
 /// Credentials obtained for one pod, with the identity AWS proved.
 #[derive(Debug, Clone)]
-pub struct PodCredentials {
+pub(crate) struct PodCredentials {
     pub credentials: AwsCredentials,
     /// IRSA: the `AssumedRoleUser` role STS returned; Pod Identity: `ACCOUNT:namespace/name`
     /// with the account the agent answered and the service account of the token it accepted.
@@ -47,7 +45,7 @@ pub struct PodCredentials {
 
 /// Credentials to read with, and the identity they prove (it scopes the value cache).
 #[derive(Debug, Clone)]
-pub struct Proven {
+pub(crate) struct Proven {
     pub credentials: AwsCredentials,
     /// `local`, or what AWS or the agent proved for the pod's token (see [`PodCredentials`]).
     pub identity: String,
@@ -55,7 +53,7 @@ pub struct Proven {
 
 /// Where a mount's credentials come from.
 #[derive(Debug, Clone)]
-pub enum CredentialSource {
+pub(crate) enum CredentialSource {
     /// `--local-credentials`: the process's own chain, for every mount.
     Local(AwsCredentials),
     /// The mounting pod's own identity (IRSA or Pod Identity).
@@ -80,7 +78,7 @@ impl CredentialSource {
 
 /// Resolves a mount's credentials from the pod's identity.
 #[derive(Debug, Clone)]
-pub struct IdentityResolver {
+pub(crate) struct IdentityResolver {
     aws: AwsReader,
     k8s: Arc<K8s>,
     agent: AgentClient,

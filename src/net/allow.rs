@@ -47,10 +47,6 @@ impl EndpointAllowlist {
         EndpointAllowlist(patterns)
     }
 
-    pub fn patterns(&self) -> &[HostPattern] {
-        &self.0
-    }
-
     /// Admits every endpoint parameter the mount sets, or refuses the first that is not allowed.
     pub fn admit(&self, params: &EndpointParams) -> Result<SpcEndpoints, EndpointRefused> {
         let check = |parameter, value: &Option<String>| self.admit_one(parameter, value.as_deref());

@@ -35,11 +35,6 @@ impl CaBundle {
         &self.pem
     }
 
-    /// How many certificates it holds.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
     /// The certificates (DER).
     pub fn certificates(&self) -> Vec<CertificateDer<'static>> {
         CertificateDer::pem_slice_iter(&self.pem).filter_map(Result::ok).collect()

@@ -98,10 +98,6 @@ impl HostPattern {
         let fits = if self.leading_wildcard { labels.len() > fixed } else { labels.len() == fixed };
         fits && labels[labels.len() - fixed..].iter().zip(&self.labels).all(|(got, want)| want == "*" || got == want)
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
 }
 
 impl fmt::Display for HostPattern {

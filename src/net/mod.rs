@@ -10,7 +10,7 @@ pub(crate) mod host;
 pub(crate) mod proxy;
 pub(crate) mod resolve;
 
-pub use address::{AddressKind, classify};
+pub use address::classify;
 pub use allow::{EndpointAllowlist, EndpointRefused, SpcEndpoints};
 pub use ca::CaBundle;
 pub use flags::NetworkArgs;

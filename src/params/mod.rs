@@ -7,7 +7,7 @@
 
 mod attributes;
 mod error;
-pub mod limits;
+pub(crate) mod limits;
 mod memo;
 mod naming;
 mod objects;

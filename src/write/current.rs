@@ -11,6 +11,7 @@ use std::path::Path;
 
 /// Reads the files of the current `..data` set, sorted by path; empty if there is no
 /// `..data` (or it dangles). Symlinks inside the set are never followed: one is an error.
+#[cfg(test)]
 pub fn read_current(target: &Path) -> Result<Vec<OutFile>, WriteError> {
     match current_dir(target)? {
         Some(name) => read_set(target, &name),

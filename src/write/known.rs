@@ -11,7 +11,9 @@
 //! takes ctime from a coarse clock (one tick is at most 10 ms), and a change made in the same tick
 //! as the stamped one would otherwise keep the same ctime.
 
-use super::target::{DirStamp, stamp_of};
+use super::target::DirStamp;
+#[cfg(test)]
+use super::target::stamp_of;
 use super::{DATA, OutFile, effective_mode};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
@@ -64,6 +66,7 @@ impl KnownSets {
     /// Is `files` exactly the set in `target`, as this process last wrote or read it? True only
     /// when `..data` still points to that set and every visible name is a symlink: shown by the
     /// target's unchanged stamp, else by reading the link and listing the directory.
+    #[cfg(test)]
     pub fn unchanged(&self, target: &Path, files: &[OutFile]) -> bool {
         self.unchanged_at(target, stamp_of(target), files)
     }

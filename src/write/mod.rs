@@ -27,10 +27,13 @@ mod visible;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
 pub use current::read_current;
 pub use error::WriteError;
 pub use known::KnownSets;
-pub use target::{DirStamp, Target, Targets, check_target};
+#[cfg(test)]
+pub use target::check_target;
+pub use target::{Target, Targets};
 
 use crate::secret::SecretBytes;
 use error::io_err;

@@ -83,6 +83,7 @@ impl Targets {
 /// strictly under `<kubelet_path>/pods/`, and every component from `<kubelet_path>/pods` down
 /// to the target itself is a real directory (not a symlink). `kubelet_path` itself may be a
 /// symlink; components above `pods` are not checked.
+#[cfg(test)]
 pub fn check_target(kubelet_path: &Path, target: &str) -> Result<PathBuf, WriteError> {
     check_lexical(target)?;
     prove(kubelet_path, target).map(|(path, _)| path)
