@@ -51,6 +51,11 @@ pub struct CacheStats {
     pub misses: Counter,
     pub evictions: Counter,
     pub entries: Gauge,
+    /// Bytes the held entries count against the byte bound.
+    pub bytes: Gauge,
+    /// The bounds, as gauges (so an alert can compare the two above with them).
+    pub max_entries: Gauge,
+    pub max_bytes: Gauge,
 }
 
 /// The identity-scoped value cache.
@@ -90,7 +95,16 @@ impl ValueCache {
     /// values and `max_bytes` bytes.
     pub fn new(ttl: Duration, max_entries: usize, max_bytes: usize) -> Self {
         let entries = Mutex::new(Entries::default());
-        ValueCache { ttl, max_entries, max_bytes, entries, stats: CacheStats::default() }
+        let stats = CacheStats::default();
+        stats.max_entries.set(i64::try_from(max_entries).unwrap_or(i64::MAX));
+        stats.max_bytes.set(i64::try_from(max_bytes).unwrap_or(i64::MAX));
+        ValueCache { ttl, max_entries, max_bytes, entries, stats }
+    }
+
+    /// Publishes the size of `entries` in the gauges.
+    fn publish(&self, entries: &Entries) {
+        self.stats.entries.set(entries.map.len() as i64);
+        self.stats.bytes.set(i64::try_from(entries.bytes).unwrap_or(i64::MAX));
     }
 
     pub fn enabled(&self) -> bool {
@@ -108,7 +122,7 @@ impl ValueCache {
             Some(_) => {
                 entries.remove(key);
                 self.stats.evictions.inc();
-                self.stats.entries.set(entries.map.len() as i64);
+                self.publish(&entries);
                 None
             }
             None => None,
@@ -129,7 +143,7 @@ impl ValueCache {
         entries.remove(&key);
         self.make_room(&mut entries, bytes);
         entries.insert(key, Entry { fetched, at, bytes });
-        self.stats.entries.set(entries.map.len() as i64);
+        self.publish(&entries);
     }
 
     /// Entries currently held.

@@ -2,7 +2,7 @@
 //! Nothing else here: the work is in [`crate::mount`].
 
 use crate::codes::ErrorCode;
-use crate::metrics::{Metrics, ObjectLabels};
+use crate::metrics::Metrics;
 use crate::mount::{Delivery, MountError, MountInput, MountOutput, Mounter};
 use crate::pb::csi_driver_provider_server::CsiDriverProvider;
 use crate::pb::{File, MountRequest, MountResponse, ObjectVersion, VersionRequest, VersionResponse};
@@ -38,10 +38,8 @@ impl ProviderService {
             }
             Err(err) => {
                 self.metrics.mount_done(kind, Some(err.code().as_str()), seconds);
-                if let (Some(family), Some(object)) = (&self.metrics.object_errors, err.object()) {
-                    family
-                        .get_or_create(&ObjectLabels { code: err.code().to_string(), object: object.to_string() })
-                        .inc();
+                if let Some(object) = err.object() {
+                    self.metrics.object_failed(err.code().as_str(), object);
                 }
             }
         }
