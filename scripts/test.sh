@@ -26,6 +26,7 @@ STEPS=(
   conformance
   image
   chart
+  alerts
   deploy-drift
   shellcheck
   workflows
@@ -118,6 +119,14 @@ step_image() {
 step_chart() {
   scripts/check-chart.sh
   scripts/check-iam-docs.sh
+}
+
+# The chart's alerts: each alert's shape, its runbook section (docs/runbook.md), the metrics it
+# names, a unit test expecting it to fire, a runbook section per error code; then promtool
+# check/test rules when promtool is in .tools/bin (its cold build does not fit this step's five
+# minutes: `PROMTOOL_BUILD=1 scripts/check-alerts.sh` builds and runs it). Warm: ~5 s.
+step_alerts() {
+  scripts/check-alerts.sh
 }
 
 # deploy/csi-provider-aws.yaml (and the chart's dashboard copy) must match the chart.

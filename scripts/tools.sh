@@ -12,6 +12,9 @@
 #   ensure_apt_tool NAME [PKG]  NAME on PATH, else `apt-get install PKG` when root (or sudo).
 #   ensure_actionlint           pinned actionlint (`go install`, a Go module) into .tools/bin;
 #                               exports ACTIONLINT. Needs Go (only the first time).
+#   ensure_promtool             pinned promtool (`go install` of cmd/promtool from the Prometheus
+#                               module) into .tools/bin; exports PROMTOOL. Needs Go (only the
+#                               first time; a cold build is long: see scripts/check-alerts.sh).
 #   ensure_cargo_fuzz           `cargo fuzz` (any version), else `cargo install cargo-fuzz` at
 #                               the pinned version into ~/.cargo/bin (~1.5 min on 2 cores).
 #
@@ -28,6 +31,7 @@ KUBERNETES_VALIDATE_REQUIREMENT="kubernetes-validate==1.37.0"
 # An exact version: the Go module proxy may refuse version lists (`@latest`).
 ACTIONLINT_MODULE="github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
 CARGO_FUZZ_VERSION="0.13.2"
+PROMTOOL_MODULE="github.com/prometheus/prometheus/cmd/promtool@v0.316.0"
 
 # Creates .tools/ ignored by git without touching the repository's .gitignore.
 _tools_dir() {
@@ -111,6 +115,23 @@ ensure_actionlint() {
     die "go install ${ACTIONLINT_MODULE} failed"
   printf '%s\n' "$ACTIONLINT_MODULE" >"$stamp"
   export ACTIONLINT="${TOOLS_DIR}/bin/actionlint"
+}
+
+ensure_promtool() {
+  local stamp="${TOOLS_DIR}/promtool.source"
+  if [[ -x "${TOOLS_DIR}/bin/promtool" && -f "$stamp" && "$(<"$stamp")" == "$PROMTOOL_MODULE" ]]; then
+    export PROMTOOL="${TOOLS_DIR}/bin/promtool"
+    return 0
+  fi
+  need_tool go "Go toolchain, to install ${PROMTOOL_MODULE}" || return
+  _tools_dir
+  log "go install ${PROMTOOL_MODULE}"
+  local start=$SECONDS
+  GOBIN="${TOOLS_DIR}/bin" GOFLAGS=-mod=mod go install "$PROMTOOL_MODULE" ||
+    die "go install ${PROMTOOL_MODULE} failed"
+  log "go install promtool: $((SECONDS - start))s"
+  printf '%s\n' "$PROMTOOL_MODULE" >"$stamp"
+  export PROMTOOL="${TOOLS_DIR}/bin/promtool"
 }
 
 ensure_cargo_fuzz() {
