@@ -4,7 +4,7 @@
 mod doctor;
 mod network;
 
-pub use doctor::DoctorArgs;
+pub use doctor::{DoctorArgs, DoctorIdentity};
 pub use network::{EndpointPolicyArgs, NetworkArgs};
 
 use clap::{ArgAction, Args, Parser, Subcommand};
@@ -143,30 +143,39 @@ pub enum LogFormat {
 /// Flags of the `mount` client.
 #[derive(Debug, Clone, Args)]
 pub struct MountArgs {
-    /// SecretProviderClass manifest (YAML).
+    /// SecretProviderClass manifest (YAML): its `spec.parameters` become the attributes.
     #[arg(long)]
     pub spc: PathBuf,
-    /// Target directory for the files.
+    /// Target directory for the files (a relative path is made absolute). A provider that
+    /// writes checks it lies under its `--kubelet-path`/pods.
     #[arg(long)]
     pub target: PathBuf,
-    /// Provider socket.
+    /// Provider socket to dial, as the driver does.
     #[arg(long, default_value = "/var/run/secrets-store-csi-providers/aws.sock")]
     pub socket: PathBuf,
+    /// The pod's namespace (`csi.storage.k8s.io/pod.namespace`), unless the manifest names one.
     #[arg(long, default_value = "default")]
     pub namespace: String,
+    /// The pod's name (`csi.storage.k8s.io/pod.name`).
     #[arg(long, default_value = "mount-cli")]
     pub pod: String,
+    /// The pod's UID (`csi.storage.k8s.io/pod.uid`).
     #[arg(long, default_value = "00000000-0000-0000-0000-000000000000")]
     pub pod_uid: String,
+    /// The pod's service account (`csi.storage.k8s.io/serviceAccount.name`): whose identity
+    /// (IRSA role annotation, Pod Identity association) the provider reads AWS as.
     #[arg(long, default_value = "default")]
     pub service_account: String,
-    /// A service-account token for an audience, `AUDIENCE=FILE`. Repeatable.
+    /// A service-account token for an audience, `AUDIENCE=FILE` (e.g.
+    /// `sts.amazonaws.com=/tmp/token`), passed as the driver passes `tokenRequests`. Repeatable.
     #[arg(long = "token")]
     pub tokens: Vec<TokenFlag>,
-    /// Ask the provider for files (as the driver does in driver-writes mode) and write them here.
+    /// Expect the provider to return the files (a provider run with `--driver-writes-secrets`)
+    /// and write them here with the driver's layout; an error if the provider wrote them itself.
     #[arg(long)]
     pub driver_writes: bool,
-    /// Repeat the mount at this interval, as the driver's rotation does.
+    /// Repeat the mount at this interval, as the driver's rotation does, e.g. `--watch 30s`
+    /// (stop with Ctrl-C). Each round prints whether anything changed.
     #[arg(long)]
     pub watch: Option<Dur>,
     #[command(flatten)]
@@ -280,7 +289,7 @@ impl ServeArgs {
     }
 }
 
-fn parse_provider_name(s: &str) -> Result<String, String> {
+pub(crate) fn parse_provider_name(s: &str) -> Result<String, String> {
     let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     if ok && !s.starts_with('.') {
         Ok(s.to_string())

@@ -15,6 +15,7 @@ pub mod client;
 pub mod codes;
 pub mod connections;
 pub mod doctor;
+pub mod error_text;
 pub mod fetch;
 pub mod identity;
 pub mod jmes;

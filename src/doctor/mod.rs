@@ -1,8 +1,10 @@
 //! `csi-provider-aws doctor` (`cli.md`): checks what a node needs to serve mounts (for `sts`,
 //! `secretsmanager` and `ssm` in the region and the failover region: DNS with each address
 //! marked private or public, TCP, TLS, an AWS-shaped answer to an unsigned request; the socket
-//! directory; the Kubernetes API and `get serviceaccounts`; the region source) and prints one
-//! row per check with a hint on failure. Exit 0 when all pass, 1 when any fails (2, bad usage,
+//! directory and that the socket answers `Version`; the Kubernetes API, `get serviceaccounts`
+//! and, when the region comes from the node's label, `get nodes`; the CSIDriver's token
+//! audiences and `requiresRepublish`; the region source) and prints one row per check with a
+//! hint on failure. Exit 0 when all pass, 1 when any fails (2, bad usage,
 //! is clap's). AWS SDK types stay in `aws`, `kube` types in `k8s`.
 
 mod cluster;
@@ -30,10 +32,20 @@ pub async fn run(args: &DoctorArgs, env: impl Fn(&str) -> Option<String>) -> Rep
         }
     };
     report.push(cluster::socket_dir(&args.provider_volume));
+    let socket = args.provider_volume.join(format!("{}.sock", args.provider_name));
+    report.push(cluster::socket(&socket, args.timeout.0).await);
     let k8s = K8s::new(5, 10, Duration::from_secs(30));
-    report.extend(cluster::kubernetes(&k8s).await);
+    let api = cluster::kubernetes(&k8s).await;
+    let reachable = api.first().is_some_and(|row| row.status == Status::Pass);
+    report.extend(api);
+    if reachable {
+        report.extend(cluster::csi_driver(&k8s, &args.csi_driver, args.identity).await);
+    }
     let (region_row, region) = cluster::region(args.region.as_deref(), &env, &k8s).await;
     report.push(region_row);
+    if let Some(node) = cluster::region_node(args.region.as_deref(), &env).filter(|_| reachable) {
+        report.push(cluster::node_access(&k8s, &node).await);
+    }
     let endpoints = Endpoints::new(&args.endpoints, &env);
     let regions: Vec<&str> = region.as_deref().into_iter().chain(args.failover_region.as_deref()).collect();
     for region in regions {
