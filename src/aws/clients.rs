@@ -134,12 +134,49 @@ impl AwsReader {
         for (index, result) in sm.into_iter().chain(ssm) {
             results[index] = Some(result);
         }
-        results
+        let mut results: Vec<Result<Fetched, FetchError>> = results
             .into_iter()
             .zip(items)
             .map(|(r, item)| r.unwrap_or_else(|| Err(FetchError::bad_response(item, region, "no result"))))
-            .collect()
+            .collect();
+        for (result, item) in results.iter_mut().zip(items) {
+            let Err(err) = result else { continue };
+            if concerns_the_network(err.code) {
+                let service = match item.object_type {
+                    ObjectType::SecretsManager => Service::SecretsManager,
+                    ObjectType::Parameter => Service::Ssm,
+                };
+                err.reason.push_str(&self.endpoint_note(service, route).await);
+            }
+        }
+        results
     }
+
+    /// ` (endpoint URL, from SOURCE)`: which URL a request for `service` along `route` went to
+    /// and where that URL came from (SecretProviderClass parameter, `--endpoint`,
+    /// `AWS_ENDPOINT_URL*`, the AWS default), for errors about reaching it.
+    pub(super) async fn endpoint_note(&self, service: Service, route: Route<'_>) -> String {
+        let network = &self.settings.network;
+        let resolved = match self.settings.endpoints.resolve(service, route.region, route.spc.get(service)) {
+            Some(found) => Ok(found),
+            None => super::endpoints::default_url(service, route.region, network.use_fips, network.use_dual_stack)
+                .await
+                .map(|url| super::endpoints::ResolvedEndpoint {
+                    url,
+                    source: super::endpoints::EndpointSource::AwsDefault,
+                }),
+        };
+        match resolved {
+            Ok(endpoint) => format!(" (endpoint {}, from {})", endpoint.url, endpoint.source.as_str()),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+/// Whether a failure is about reaching an endpoint, so its message names the endpoint.
+pub(super) fn concerns_the_network(code: crate::codes::ErrorCode) -> bool {
+    use crate::codes::ErrorCode;
+    matches!(code, ErrorCode::EndpointUnreachable | ErrorCode::PublicEndpointRefused)
 }
 
 impl ClientParts {
