@@ -71,58 +71,41 @@ SPC_SCHEMA = {
     },
 }
 
-# monitoring.coreos.com/v1 ServiceMonitor, the fields the chart sets.
-SERVICE_MONITOR_SCHEMA = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "additionalProperties": False,
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "ServiceMonitor"},
-        "metadata": META,
-        "spec": {
-            "type": "object",
-            "required": ["selector", "endpoints"],
-            "additionalProperties": False,
-            "properties": {
-                "selector": {"type": "object", "properties": {"matchLabels": STR_MAP}},
-                "namespaceSelector": {"type": "object"},
-                "endpoints": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {"port": {"type": "string"}, "path": {"type": "string"},
-                                       "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"}},
+def monitor_schema(kind, endpoints):
+    """monitoring.coreos.com/v1 ServiceMonitor or PodMonitor, the fields the chart sets."""
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "kind": {"const": kind},
+            "metadata": META,
+            "spec": {
+                "type": "object",
+                "required": ["selector", endpoints],
+                "additionalProperties": False,
+                "properties": {
+                    "selector": {"type": "object", "properties": {"matchLabels": STR_MAP}},
+                    "namespaceSelector": {"type": "object"},
+                    endpoints: {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {"port": {"type": "string"}, "path": {"type": "string"},
+                                           "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"}},
+                        },
                     },
                 },
             },
         },
-    },
-}
+    }
 
-# monitoring.coreos.com/v1 PodMonitor, the fields the chart sets.
-POD_MONITOR_SCHEMA = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "additionalProperties": False,
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "PodMonitor"},
-        "metadata": META,
-        "spec": {
-            "type": "object",
-            "required": ["selector", "podMetricsEndpoints"],
-            "additionalProperties": False,
-            "properties": {
-                "selector": {"type": "object", "properties": {"matchLabels": STR_MAP}},
-                "namespaceSelector": {"type": "object"},
-                "podMetricsEndpoints": SERVICE_MONITOR_SCHEMA["properties"]["spec"]["properties"]["endpoints"],
-            },
-        },
-    },
-}
+
+SERVICE_MONITOR_SCHEMA = monitor_schema("ServiceMonitor", "endpoints")
+POD_MONITOR_SCHEMA = monitor_schema("PodMonitor", "podMetricsEndpoints")
 
 # monitoring.coreos.com/v1 PrometheusRule: groups of alerting rules.
 PROMETHEUS_RULE_SCHEMA = {

@@ -102,36 +102,30 @@ ensure_apt_tool() {
   need_tool "$name" "Debian package ${package}"
 }
 
-ensure_actionlint() {
-  local stamp="${TOOLS_DIR}/actionlint.source"
-  if [[ -x "${TOOLS_DIR}/bin/actionlint" && -f "$stamp" && "$(<"$stamp")" == "$ACTIONLINT_MODULE" ]]; then
-    export ACTIONLINT="${TOOLS_DIR}/bin/actionlint"
-    return 0
+# _go_install_tool NAME MODULE@VERSION: .tools/bin/NAME from `go install` of the pinned module,
+# reinstalled when the pin changes (a stamp file records it). Prints the binary's path.
+_go_install_tool() {
+  local name="$1" module="$2" stamp="${TOOLS_DIR}/${1}.source"
+  if ! [[ -x "${TOOLS_DIR}/bin/${name}" && -f "$stamp" && "$(<"$stamp")" == "$module" ]]; then
+    need_tool go "Go toolchain, to install ${module}" >&2 || return
+    _tools_dir
+    log "go install ${module}"
+    local start=$SECONDS
+    GOBIN="${TOOLS_DIR}/bin" go install "$module" >&2 || die "go install ${module} failed"
+    log "go install ${name}: $((SECONDS - start))s"
+    printf '%s\n' "$module" >"$stamp"
   fi
-  need_tool go "Go toolchain, to install ${ACTIONLINT_MODULE}" || return
-  _tools_dir
-  log "go install ${ACTIONLINT_MODULE}"
-  GOBIN="${TOOLS_DIR}/bin" go install "$ACTIONLINT_MODULE" ||
-    die "go install ${ACTIONLINT_MODULE} failed"
-  printf '%s\n' "$ACTIONLINT_MODULE" >"$stamp"
-  export ACTIONLINT="${TOOLS_DIR}/bin/actionlint"
+  printf '%s\n' "${TOOLS_DIR}/bin/${name}"
+}
+
+ensure_actionlint() {
+  ACTIONLINT="$(_go_install_tool actionlint "$ACTIONLINT_MODULE")" || return
+  export ACTIONLINT
 }
 
 ensure_promtool() {
-  local stamp="${TOOLS_DIR}/promtool.source"
-  if [[ -x "${TOOLS_DIR}/bin/promtool" && -f "$stamp" && "$(<"$stamp")" == "$PROMTOOL_MODULE" ]]; then
-    export PROMTOOL="${TOOLS_DIR}/bin/promtool"
-    return 0
-  fi
-  need_tool go "Go toolchain, to install ${PROMTOOL_MODULE}" || return
-  _tools_dir
-  log "go install ${PROMTOOL_MODULE}"
-  local start=$SECONDS
-  GOBIN="${TOOLS_DIR}/bin" GOFLAGS=-mod=mod go install "$PROMTOOL_MODULE" ||
-    die "go install ${PROMTOOL_MODULE} failed"
-  log "go install promtool: $((SECONDS - start))s"
-  printf '%s\n' "$PROMTOOL_MODULE" >"$stamp"
-  export PROMTOOL="${TOOLS_DIR}/bin/promtool"
+  PROMTOOL="$(_go_install_tool promtool "$PROMTOOL_MODULE")" || return
+  export PROMTOOL
 }
 
 ensure_cargo_fuzz() {
