@@ -258,22 +258,24 @@ func (p *awsProxy) record(c awsCall) {
 // ---------------------------------------------------------------------------------------------
 // The EKS Pod Identity agent stand-in
 
-// agent answers GET /v1/credentials for the tokens it was told to accept (the Authorization
-// header is the pod's pods.eks.amazonaws.com token, no scheme) with container credentials whose
-// access key id is agentKey; anything else gets 401 AccessDeniedException.
+// agent answers GET /v1/credentials (the Authorization header is the pod's
+// pods.eks.amazonaws.com token, no scheme) with container credentials whose access key id is
+// agentKey when the API server's TokenReview authenticates the token for that audience, as the
+// real agent has EKS check it; anything else gets 401 AccessDeniedException.
 type agent struct {
 	server *http.Server
 	url    string
+	review func(token string) (user string, ok bool)
 
-	mu       sync.Mutex
-	accepted map[string]bool
-	seen     []string // Authorization headers received
+	mu    sync.Mutex
+	seen  []string // Authorization headers received
+	users []string // the users TokenReview authenticated
 }
 
 const agentKey = "ASIAPODIDENTITYAGENT"
 
-func startAgent(port int) (*agent, error) {
-	a := &agent{accepted: map[string]bool{}}
+func startAgent(port int, review func(string) (string, bool)) (*agent, error) {
+	a := &agent{review: review}
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		return nil, err
@@ -286,16 +288,10 @@ func startAgent(port int) (*agent, error) {
 
 func (a *agent) close() { _ = a.server.Close() }
 
-func (a *agent) accept(token string) {
+func (a *agent) received() (tokens, users []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.accepted[token] = true
-}
-
-func (a *agent) received() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]string(nil), a.seen...)
+	return append([]string(nil), a.seen...), append([]string(nil), a.users...)
 }
 
 func (a *agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -306,9 +302,12 @@ func (a *agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := r.Header.Get("Authorization")
+	user, ok := a.review(token)
 	a.mu.Lock()
 	a.seen = append(a.seen, token)
-	ok := a.accepted[token]
+	if ok {
+		a.users = append(a.users, user)
+	}
 	a.mu.Unlock()
 	if !ok {
 		w.WriteHeader(http.StatusUnauthorized)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -51,6 +52,44 @@ type suite struct {
 	driver       *process
 	credsVersion string // VersionId of db/creds now
 	pods         []*podVolume
+}
+
+// TestChartRBAC: the identity the provider runs as (the chart's ServiceAccount) gets exactly what
+// the chart's ClusterRole grants, checked with SubjectAccessReview against the real authorizer.
+func TestChartRBAC(t *testing.T) {
+	_, _, sa, err := w.providerCommand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := "system:serviceaccount:" + providerNS + ":" + sa
+	for _, c := range []struct {
+		verb, resource string
+		allowed        bool
+	}{
+		{"get", "serviceaccounts", true},
+		{"get", "nodes", true},
+		{"get", "pods", false},
+		{"list", "serviceaccounts", false},
+		{"get", "secrets", false},
+		{"create", "serviceaccounts/token", false},
+	} {
+		resource, sub, _ := strings.Cut(c.resource, "/")
+		sar, err := w.kube.AuthorizationV1().SubjectAccessReviews().Create(ctx(), &authorizationv1.SubjectAccessReview{
+			Spec: authorizationv1.SubjectAccessReviewSpec{
+				User:   user,
+				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + providerNS, "system:authenticated"},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{
+					Namespace: "app", Verb: c.verb, Resource: resource, Subresource: sub,
+				},
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sar.Status.Allowed != c.allowed {
+			t.Errorf("%s %s %s: allowed %t, want %t (%s)", user, c.verb, c.resource, sar.Status.Allowed, c.allowed, sar.Status.Reason)
+		}
+	}
 }
 
 func TestCluster(t *testing.T) {
@@ -186,9 +225,7 @@ func (s *suite) run() {
 	s.t.Run("spc-edited", func(t *testing.T) { s.spcEdited(t, p1) })
 	s.t.Run("provider-restart", func(t *testing.T) { s.providerRestart(t, p1) })
 	s.t.Run("pod-identity", s.podIdentity)
-	s.t.Run("missing-token", func(t *testing.T) {
-		s.refused(t, s.pod("no-token", "app", "spc-main"), false, "token")
-	})
+	s.t.Run("missing-token", s.missingToken)
 	s.t.Run("bad-spc", func(t *testing.T) {
 		s.refused(t, s.pod("bad-spc", "app", "spc-bad"), true, "objectType")
 	})
@@ -480,7 +517,15 @@ func (s *suite) providerRestart(t *testing.T, pv *podVolume) {
 	if _, err := os.Stat(filepath.Join(w.providerDir, "aws.sock")); err == nil {
 		t.Errorf("aws.sock left behind by the stopped provider")
 	}
-	s.rotate(t, pv) // fails inside the driver (no provider): the files stay
+	// A rotation while no provider listens: v1.6 waits for the socket until kubelet's deadline
+	// (cut to 5 s here) and the driver keeps the files; v1.5's reconciler fails and keeps them.
+	afterPoll()
+	if s.version == "v1.6" {
+		err := pv.publishWithin(s.socket, true, 5*time.Second)
+		t.Logf("republish with the provider down: %v", err)
+	} else {
+		afterPoll()
+	}
 	if v := checkFiles(t, pv.target, want); v.data != before.data {
 		t.Errorf("..data moved while the provider was down")
 	}
@@ -513,16 +558,20 @@ func (s *suite) providerRestart(t *testing.T, pv *podVolume) {
 // agent's credentials; the region comes from the node's label.
 func (s *suite) podIdentity(t *testing.T) {
 	pv := s.pod("p-podid", "podid", "spc-podid")
-	w.agent.accept(pv.raw[podIDAudience])
-	seen := len(w.agent.received())
+	seenTokens, _ := w.agent.received()
+	seen := len(seenTokens)
 	mark := w.proxy.mark()
 	if err := pv.publish(s.socket, true); err != nil {
 		t.Fatalf("NodePublishVolume: %v", err)
 	}
 	checkFiles(t, pv.target, map[string]file{"db_creds": {`{"username":"u3","password":"p3"}`, 0o644}})
-	got := w.agent.received()[seen:]
+	tokens, users := w.agent.received()
+	got := tokens[seen:]
 	if len(got) == 0 || got[0] != pv.raw[podIDAudience] {
 		t.Errorf("the agent got %d requests; the first carries the pod's token: %t", len(got), len(got) > 0 && got[0] == pv.raw[podIDAudience])
+	}
+	if wantUser := "system:serviceaccount:" + s.ns + ":podid"; !slices.Contains(users, wantUser) {
+		t.Errorf("TokenReview users %v: want %s", users, wantUser)
 	}
 	calls := w.proxy.since(mark)
 	reads := awsReads(calls)
@@ -540,6 +589,29 @@ func (s *suite) podIdentity(t *testing.T) {
 		}
 	}
 	s.waitSPCPS(t, pv, map[string]string{"db_creds": s.credsVersion})
+}
+
+// missingToken: a cluster whose CSIDriver has no tokenRequests: kubelet sends no token, and
+// v1.5 (which mints the CSIDriver's audiences itself when kubelet sent none) has none to mint.
+func (s *suite) missingToken(t *testing.T) {
+	pv := s.pod("no-token", "app", "spc-main")
+	drivers := w.kube.StorageV1().CSIDrivers()
+	d, err := w.csiDriver()
+	s.fatal(err)
+	audiences := d.Spec.TokenRequests
+	d.Spec.TokenRequests = nil
+	_, err = drivers.Update(ctx(), d, metav1.UpdateOptions{})
+	s.fatal(err)
+	defer func() {
+		d, err := w.csiDriver()
+		s.fatal(err)
+		d.Spec.TokenRequests = audiences
+		_, err = drivers.Update(ctx(), d, metav1.UpdateOptions{})
+		s.fatal(err)
+		time.Sleep(2 * time.Second) // the v1.5 driver's CSIDriver informer
+	}()
+	time.Sleep(2 * time.Second)
+	s.refused(t, pv, false, "token")
 }
 
 // refused: the mount fails with a message containing want, and nothing is mounted, written or

@@ -211,6 +211,21 @@ func (w *world) token(ns, sa, audience string, pod *corev1.Pod) (*authentication
 	return w.kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx(), sa, req, metav1.CreateOptions{})
 }
 
+// reviewPodIdentityToken asks the API server (TokenReview) whether token is valid for the Pod
+// Identity audience; returns the user it authenticates.
+func (w *world) reviewPodIdentityToken(token string) (string, bool) {
+	if token == "" {
+		return "", false
+	}
+	tr, err := w.kube.AuthenticationV1().TokenReviews().Create(ctx(), &authenticationv1.TokenReview{
+		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{podIDAudience}},
+	}, metav1.CreateOptions{})
+	if err != nil || !tr.Status.Authenticated {
+		return "", false
+	}
+	return tr.Status.User.Username, true
+}
+
 // serviceAccountKubeconfig writes a kubeconfig that authenticates as namespace/sa with a token
 // the API server minted (default audience), as an in-cluster pod's projected token would.
 func (w *world) serviceAccountKubeconfig(ns, sa string) (string, error) {

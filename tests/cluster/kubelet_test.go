@@ -109,23 +109,27 @@ func (w *world) newPod(ns, name, sa, spc string) (*podVolume, error) {
 // publish sends NodePublishVolume as kubelet does for an inline ephemeral volume (the same
 // request again is kubelet's periodic republish when the CSIDriver has requiresRepublish).
 func (pv *podVolume) publish(socket string, withTokens bool) error {
+	return pv.publishWithin(socket, withTokens, 2*time.Minute) // kubelet's NodePublishVolume deadline
+}
+
+func (pv *podVolume) publishWithin(socket string, withTokens bool, deadline time.Duration) error {
 	conn, err := dialCSI(socket)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	attrs := map[string]string{
-		"secretProviderClass":                      pv.spc,
-		"csi.storage.k8s.io/pod.name":              pv.pod.Name,
-		"csi.storage.k8s.io/pod.namespace":         pv.pod.Namespace,
-		"csi.storage.k8s.io/pod.uid":               string(pv.pod.UID),
-		"csi.storage.k8s.io/serviceAccount.name":   pv.pod.Spec.ServiceAccountName,
-		"csi.storage.k8s.io/ephemeral":             "true",
+		"secretProviderClass":                    pv.spc,
+		"csi.storage.k8s.io/pod.name":            pv.pod.Name,
+		"csi.storage.k8s.io/pod.namespace":       pv.pod.Namespace,
+		"csi.storage.k8s.io/pod.uid":             string(pv.pod.UID),
+		"csi.storage.k8s.io/serviceAccount.name": pv.pod.Spec.ServiceAccountName,
+		"csi.storage.k8s.io/ephemeral":           "true",
 	}
 	if withTokens {
 		attrs["csi.storage.k8s.io/serviceAccount.tokens"] = pv.tokens
 	}
-	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	c, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	_, err = csi.NewNodeClient(conn).NodePublishVolume(c, &csi.NodePublishVolumeRequest{
 		VolumeId:   pv.volumeID,

@@ -89,7 +89,7 @@ func runMain(m *testing.M) (code int) {
 		return fail(fmt.Errorf("must run as root (the driver mounts tmpfs)"))
 	}
 	env := map[string]string{}
-	for _, key := range []string{"ETCD_BIN", "KUBE_APISERVER", "MOTO_SERVER", "HELM", "CHART", "PROVIDER_BIN",
+	for _, key := range []string{"ETCD_BIN", "KUBE_APISERVER", "MOTO_SERVER", "VENV_PYTHON", "HELM", "CHART", "PROVIDER_BIN",
 		"DRIVER_V16_BIN", "DRIVER_V16_DEPLOY", "DRIVER_V15_BIN", "DRIVER_V15_DEPLOY"} {
 		v, err := need(key)
 		if err != nil {
@@ -240,7 +240,8 @@ func (w *world) up(env map[string]string) error {
 		return err
 	}
 	motoURL := "http://127.0.0.1:" + strconv.Itoa(motoPort)
-	motoCmd := exec.Command(env["MOTO_SERVER"], "-H", "127.0.0.1", "-p", strconv.Itoa(motoPort))
+	// Through the venv's python: a venv copied from elsewhere keeps a stale shebang.
+	motoCmd := exec.Command(env["VENV_PYTHON"], env["MOTO_SERVER"], "-H", "127.0.0.1", "-p", strconv.Itoa(motoPort))
 	motoCmd.Env = append(os.Environ(), "AWS_CONFIG_FILE="+filepath.Join(w.root, "absent"),
 		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(w.root, "absent"))
 	mp, err := startProcess("moto", w.logs, motoCmd)
@@ -263,7 +264,7 @@ func (w *world) up(env map[string]string) error {
 	if err != nil {
 		return err
 	}
-	if w.agent, err = startAgent(agentPort); err != nil {
+	if w.agent, err = startAgent(agentPort, w.reviewPodIdentityToken); err != nil {
 		return err
 	}
 
