@@ -141,10 +141,12 @@ func (p *awsProxy) setOutage(region string, on bool) {
 	p.outage[region] = on
 }
 
-func (p *awsProxy) deny(role string) {
+// setDenied makes every call signed with credentials STS issued for role answer
+// AccessDeniedException (on) or pass to moto again (off).
+func (p *awsProxy) setDenied(role string, on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.deniedRole[role] = true
+	p.deniedRole[role] = on
 }
 
 // mark is the number of calls so far; since(mark) the calls after it.

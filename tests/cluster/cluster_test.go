@@ -151,7 +151,7 @@ func (s *suite) setUp() {
 	s.fatal(err)
 	_, err = w.moto.putSecret(failoverRgn, "db/failover", "east")
 	s.fatal(err)
-	w.proxy.deny(deniedRole)
+	w.proxy.setDenied(deniedRole, true)
 	// SecretProviderClasses.
 	s.fatal(s.spc("spc-main", map[string]any{"region": region, "objects": mainObjects}, []any{
 		map[string]any{"secretName": "main-synced", "type": "Opaque", "data": []any{
@@ -222,6 +222,7 @@ func (s *suite) run() {
 		s.t.FailNow()
 	}
 	s.t.Run("rotation", func(t *testing.T) { s.rotation(t, p1) })
+	s.t.Run("denied-rotation", func(t *testing.T) { s.deniedRotation(t, p1) })
 	s.t.Run("spc-edited", func(t *testing.T) { s.spcEdited(t, p1) })
 	s.t.Run("provider-restart", func(t *testing.T) { s.providerRestart(t, p1) })
 	s.t.Run("pod-identity", s.podIdentity)
@@ -476,6 +477,33 @@ func (s *suite) rotation(t *testing.T, pv *podVolume) {
 	s.waitSecret(t, "main-synced", map[string]string{"username": "u2", "config": "c2"})
 }
 
+// deniedRotation: the pod's role loses access (the proxy denies its credentials) while a new
+// value waits: the rotation reaches AWS, is denied, and nothing changes (files, ..data, pod
+// status versions, synced Secret). Access back, the old value again (a new version).
+func (s *suite) deniedRotation(t *testing.T, pv *podVolume) {
+	before := checkFiles(t, pv.target, s.mainFiles("u2", "p2", "c2"))
+	versions := s.mainVersions("2")
+	w.proxy.setDenied(appRole, true)
+	defer w.proxy.setDenied(appRole, false)
+	_, err := w.moto.putSecret(region, "db/creds", `{"username":"u-denied","password":"p-denied"}`)
+	s.fatal(err)
+	mark := w.proxy.mark()
+	s.rotate(t, pv)
+	if !slices.ContainsFunc(w.proxy.since(mark), func(c awsCall) bool { return c.Answered == "denied" }) {
+		t.Fatalf("no denied read after the poll interval: the provider was not called (%+v)", w.proxy.since(mark))
+	}
+	if v := checkFiles(t, pv.target, s.mainFiles("u2", "p2", "c2")); v.data != before.data {
+		t.Errorf("a denied rotation moved ..data: %s -> %s", before.data, v.data)
+	}
+	if got := spcpsObjects(t, pv); !reflect.DeepEqual(got, versions) {
+		t.Errorf("a denied rotation changed the pod status versions: %v, want %v", got, versions)
+	}
+	s.waitSecret(t, "main-synced", map[string]string{"username": "u2", "config": "c2"})
+	w.proxy.setDenied(appRole, false)
+	s.credsVersion, err = w.moto.putSecret(region, "db/creds", `{"username":"u2","password":"p2"}`)
+	s.fatal(err)
+}
+
 // spcEdited: an object added to the SecretProviderClass between republishes appears.
 func (s *suite) spcEdited(t *testing.T, pv *podVolume) {
 	spcs := w.dyn.Resource(spcGVR).Namespace(s.ns)
@@ -518,10 +546,10 @@ func (s *suite) providerRestart(t *testing.T, pv *podVolume) {
 		t.Errorf("aws.sock left behind by the stopped provider")
 	}
 	// A rotation while no provider listens: v1.6 waits for the socket until kubelet's deadline
-	// (cut to 5 s here) and the driver keeps the files; v1.5's reconciler fails and keeps them.
+	// (cut to 3 s here) and the driver keeps the files; v1.5's reconciler fails and keeps them.
 	afterPoll()
 	if s.version == "v1.6" {
-		err := pv.publishWithin(s.socket, true, 5*time.Second)
+		err := pv.publishWithin(s.socket, true, 3*time.Second)
 		t.Logf("republish with the provider down: %v", err)
 	} else {
 		afterPoll()
@@ -608,9 +636,9 @@ func (s *suite) missingToken(t *testing.T) {
 		d.Spec.TokenRequests = audiences
 		_, err = drivers.Update(ctx(), d, metav1.UpdateOptions{})
 		s.fatal(err)
-		time.Sleep(2 * time.Second) // the v1.5 driver's CSIDriver informer
+		time.Sleep(time.Second) // the v1.5 driver's CSIDriver informer
 	}()
-	time.Sleep(2 * time.Second)
+	time.Sleep(time.Second)
 	s.refused(t, pv, false, "token")
 }
 

@@ -32,7 +32,7 @@ const (
 	releaseName   = "csi-provider-aws"
 	driverSANS    = "kube-system"
 	driverSA      = "secrets-store-csi-driver"
-	pollInterval  = 2 * time.Second
+	pollInterval  = 1 * time.Second
 	stsAudience   = "sts.amazonaws.com"
 	podIDAudience = "pods.eks.amazonaws.com"
 )
@@ -134,7 +134,7 @@ func runMain(m *testing.M) (code int) {
 				fmt.Fprintf(os.Stderr, "cluster: unmount %s: %v\n", point, err)
 			}
 		}
-		if code != 0 || os.Getenv("CLUSTER_KEEP") != "" {
+		if code != 0 || os.Getenv("CLUSTER_KEEP") == "1" {
 			fmt.Fprintf(os.Stderr, "cluster: logs kept in %s\n", w.logs)
 			return
 		}

@@ -11,15 +11,17 @@
 # which starts everything, installs the driver's manifests and our chart, and runs the scenarios
 # for both driver versions in both write modes.
 #
-# It must run as root (the driver mounts tmpfs). Outside CI a missing tool (or not being root)
-# skips with exit 77; under CI=true it fails.
+# The test binary runs as root (the driver mounts tmpfs): directly when we are root, else through
+# password-less sudo (hosted CI runners); everything is built as the calling user. Outside CI a
+# missing tool (or no way to be root) skips with exit 77; under CI=true it fails.
 #
 # Environment:
 #   CLUSTER_CACHE   build cache (default ${XDG_CACHE_HOME:-~/.cache}/csi-provider-aws/cluster);
 #                   each build lives in a directory named by its versions, so a change of version
 #                   builds anew and a second run reuses everything (old entries: delete by hand)
-#   CLUSTER_KEEP=1  keep the test's directory (process logs) after a passing run
-#   GO_TEST_ARGS    extra `go test` arguments, e.g. "-run TestCluster/driver-v1.6/provider-writes"
+#   CLUSTER_KEEP=1  keep the test's directory (process logs) after a passing run too (a failed
+#                   run always keeps it)
+#   GO_TEST_ARGS    extra test binary arguments, e.g. "-test.run TestCluster/driver-v1.6/provider-writes"
 set -euo pipefail
 
 CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,9 +35,9 @@ KUBERNETES_VERSION=v1.37.2
 DRIVER_VERSIONS=(v1.6.1 v1.5.6)
 CACHE="${CLUSTER_CACHE:-${XDG_CACHE_HOME:-${HOME}/.cache}/csi-provider-aws/cluster}"
 
-if ! is_root; then
-  is_ci && die "the cluster test must run as root (the driver mounts tmpfs)"
-  warn "not root: the driver cannot mount tmpfs; skipping"
+if ! can_be_root; then
+  is_ci && die "the cluster test must run as root or with password-less sudo (the driver mounts tmpfs)"
+  warn "neither root nor password-less sudo: the driver cannot mount tmpfs; skipping"
   exit "$SKIP_CODE"
 fi
 need_tool go "Go toolchain, to build kube-apiserver, the driver and the test" || exit
@@ -122,33 +124,36 @@ flock -u 9
 log "provider: cargo build --bin csi-provider-aws"
 cargo build --bin csi-provider-aws
 
-# The test's own directory: whatever happens to `go test` (a timeout kills it without its
-# cleanup), every mount under it is undone and it is removed on exit.
+# The test's own directory: whatever happens to the test (a timeout kills it without its
+# cleanup; its children die with it), every mount under it is undone and it is removed on exit.
 RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/csi-provider-aws-cluster.XXXXXX")"
 cleanup() {
-  local point
+  local rc=$? point
   # Deepest first (mountinfo lists parents before children).
   while read -r point; do
-    umount -l "$point" 2>/dev/null || warn "could not unmount ${point}"
+    as_root umount -l "$point" 2>/dev/null || warn "could not unmount ${point}"
   done < <(awk -v d="$RUN_DIR" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | tac)
-  if [[ "${CLUSTER_KEEP:-0}" == 1 ]]; then
-    log "kept ${RUN_DIR}"
+  if [[ "${CLUSTER_KEEP:-0}" == 1 || $rc != 0 ]]; then
+    log "kept ${RUN_DIR} (process logs under cluster-test-*/logs)"
   else
-    rm -rf "$RUN_DIR"
+    as_root rm -rf "$RUN_DIR"
   fi
 }
 trap cleanup EXIT
 
-export TMPDIR="$RUN_DIR"
-export ETCD_BIN KUBE_APISERVER HELM
-ETCD_BIN="$(command -v etcd)"
-export CHART="${REPO_ROOT}/charts/csi-provider-aws"
-export PROVIDER_BIN="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/debug/csi-provider-aws"
-export DRIVER_V16_BIN="${DRIVER_V16_DIR}/secrets-store-csi-driver" DRIVER_V16_DEPLOY="${DRIVER_V16_DIR}/deploy"
-export DRIVER_V15_BIN="${DRIVER_V15_DIR}/secrets-store-csi-driver" DRIVER_V15_DEPLOY="${DRIVER_V15_DIR}/deploy"
+log "go test -c in tests/cluster"
+(cd tests/cluster && go test -c -o "${RUN_DIR}/cluster.test" .)
 
-log "go test in tests/cluster (kube-apiserver ${KUBERNETES_VERSION}, driver ${DRIVER_VERSIONS[*]})"
+log "cluster test (kube-apiserver ${KUBERNETES_VERSION}, driver ${DRIVER_VERSIONS[*]}) as root"
 start=$SECONDS
+# sudo resets the environment: everything the test reads is passed explicitly.
 # shellcheck disable=SC2086 # GO_TEST_ARGS is a list of arguments
-(cd tests/cluster && nice -n 5 go test -count=1 -timeout 15m -v ${GO_TEST_ARGS:-} ./...)
-log "cluster test passed in $((SECONDS - start))s (build and run of the test module included)"
+(cd tests/cluster && as_root env PATH="$PATH" HOME="$HOME" TMPDIR="$RUN_DIR" CLUSTER_KEEP="${CLUSTER_KEEP:-}" \
+  ETCD_BIN="$(command -v etcd)" KUBE_APISERVER="$KUBE_APISERVER" HELM="$HELM" \
+  CHART="${REPO_ROOT}/charts/csi-provider-aws" \
+  PROVIDER_BIN="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/debug/csi-provider-aws" \
+  MOTO_SERVER="$MOTO_SERVER" VENV_PYTHON="$VENV_PYTHON" \
+  DRIVER_V16_BIN="${DRIVER_V16_DIR}/secrets-store-csi-driver" DRIVER_V16_DEPLOY="${DRIVER_V16_DIR}/deploy" \
+  DRIVER_V15_BIN="${DRIVER_V15_DIR}/secrets-store-csi-driver" DRIVER_V15_DEPLOY="${DRIVER_V15_DIR}/deploy" \
+  nice -n 5 "${RUN_DIR}/cluster.test" -test.count=1 -test.timeout=15m -test.v ${GO_TEST_ARGS:-})
+log "cluster test passed in $((SECONDS - start))s"
