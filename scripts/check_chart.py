@@ -71,33 +71,63 @@ SPC_SCHEMA = {
     },
 }
 
-# monitoring.coreos.com/v1 ServiceMonitor, the fields the chart sets.
-SERVICE_MONITOR_SCHEMA = {
+def monitor_schema(kind, endpoints):
+    """monitoring.coreos.com/v1 ServiceMonitor or PodMonitor, the fields the chart sets."""
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "kind": {"const": kind},
+            "metadata": META,
+            "spec": {
+                "type": "object",
+                "required": ["selector", endpoints],
+                "additionalProperties": False,
+                "properties": {
+                    "selector": {"type": "object", "properties": {"matchLabels": STR_MAP}},
+                    "namespaceSelector": {"type": "object"},
+                    endpoints: {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {"port": {"type": "string"}, "path": {"type": "string"},
+                                           "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"}},
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+SERVICE_MONITOR_SCHEMA = monitor_schema("ServiceMonitor", "endpoints")
+POD_MONITOR_SCHEMA = monitor_schema("PodMonitor", "podMetricsEndpoints")
+
+# monitoring.coreos.com/v1 PrometheusRule: groups of alerting rules.
+PROMETHEUS_RULE_SCHEMA = {
     "type": "object",
     "required": ["apiVersion", "kind", "metadata", "spec"],
     "additionalProperties": False,
     "properties": {
         "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "ServiceMonitor"},
+        "kind": {"const": "PrometheusRule"},
         "metadata": META,
         "spec": {
             "type": "object",
-            "required": ["selector", "endpoints"],
+            "required": ["groups"],
             "additionalProperties": False,
-            "properties": {
-                "selector": {"type": "object", "properties": {"matchLabels": STR_MAP}},
-                "namespaceSelector": {"type": "object"},
-                "endpoints": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {"port": {"type": "string"}, "path": {"type": "string"},
-                                       "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"}},
-                    },
-                },
-            },
+            "properties": {"groups": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["name", "rules"], "additionalProperties": False,
+                "properties": {"name": {"type": "string"}, "rules": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["alert", "expr", "for", "labels", "annotations"],
+                    "additionalProperties": False,
+                    "properties": {"alert": {"type": "string"}, "expr": {"type": "string"},
+                                   "for": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                                   "labels": STR_MAP, "annotations": STR_MAP}}}}}}},
         },
     },
 }
@@ -121,6 +151,10 @@ def one(docs, kind):
     found = [d for d in docs if d["kind"] == kind]
     assert len(found) == 1, f"expected one {kind}, got {len(found)}"
     return found[0]
+
+
+def pod_labels(docs):
+    return one(docs, "DaemonSet")["spec"]["template"]["metadata"]["labels"]
 
 
 def container(docs):
@@ -272,8 +306,8 @@ def check_metadata(chart_dir):
 
 def check_full_values(docs):
     kinds = sorted(d["kind"] for d in docs)
-    check(kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Service", "ServiceAccount",
-                    "ServiceMonitor"], f"full kinds: {kinds}")
+    check(kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "PodMonitor", "PrometheusRule",
+                    "Service", "ServiceAccount", "ServiceMonitor"], f"full kinds: {kinds}")
     a, env = args_of(docs), env_of(docs)
     for flag in ["--driver-writes-secrets=true", "--eks-addon-version=v3.1.1-eksbuild.1", "--use-fips-endpoint=true",
                  "--log-format=plain", "--metrics-addr=0.0.0.0:9090", "--cache-max-entries=1000000",
@@ -295,6 +329,14 @@ def check_full_values(docs):
     check(sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items(),
           "ServiceMonitor selects the metrics Service")
     check(sm["metadata"]["labels"].get("release") == "kube-prometheus-stack", "ServiceMonitor labels")
+    pm = one(docs, "PodMonitor")
+    check(pm["spec"]["selector"]["matchLabels"].items() <= pod_labels(docs).items(), "PodMonitor selects the pods")
+    check(pm["spec"]["podMetricsEndpoints"][0]["port"] == "metrics", "PodMonitor scrapes the metrics port")
+    rule = one(docs, "PrometheusRule")
+    check(rule["metadata"]["labels"].get("release") == "kube-prometheus-stack", "PrometheusRule labels")
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    check(len(alerts) == 8 and alerts["CsiProviderAwsDown"]["for"] == "10m", "PrometheusRule: values reach the rules")
+    check("> 0.2" in alerts["CsiProviderAwsMountErrors"]["expr"], "PrometheusRule: mountErrorRatio")
     dash = one(docs, "ConfigMap")
     check(dash["data"]["csi-provider-aws.json"].lstrip().startswith("{"), "dashboard JSON in the ConfigMap")
 
@@ -314,11 +356,13 @@ def check_custom_resources(path):
             for i, o in enumerate(objects if isinstance(objects, list) else []):
                 keys = {k.lower() for k in o}
                 check("objectname" in keys and keys <= OBJECT_KEYS, f"{where}: objects[{i}] keys {sorted(o)}")
-        elif kind == "ServiceMonitor":
+        elif kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
+            schema = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PodMonitor": POD_MONITOR_SCHEMA,
+                      "PrometheusRule": PROMETHEUS_RULE_SCHEMA}[kind]
             try:
-                jsonschema.validate(doc, SERVICE_MONITOR_SCHEMA)
+                jsonschema.validate(doc, schema)
             except jsonschema.ValidationError as e:
-                FAILURES.append(f"{path}: ServiceMonitor: {e.message} at {list(e.absolute_path)}")
+                FAILURES.append(f"{path}: {kind}: {e.message} at {list(e.absolute_path)}")
 
 
 def main():

@@ -12,6 +12,9 @@
 #   ensure_apt_tool NAME [PKG]  NAME on PATH, else `apt-get install PKG` when root (or sudo).
 #   ensure_actionlint           pinned actionlint (`go install`, a Go module) into .tools/bin;
 #                               exports ACTIONLINT. Needs Go (only the first time).
+#   ensure_promtool             pinned promtool (`go install` of cmd/promtool from the Prometheus
+#                               module) into .tools/bin; exports PROMTOOL. Needs Go (only the
+#                               first time; a cold build is long: see scripts/check-alerts.sh).
 #   ensure_cargo_fuzz           `cargo fuzz` (any version), else `cargo install cargo-fuzz` at
 #                               the pinned version into ~/.cargo/bin (~1.5 min on 2 cores).
 #
@@ -28,6 +31,7 @@ KUBERNETES_VALIDATE_REQUIREMENT="kubernetes-validate==1.37.0"
 # An exact version: the Go module proxy may refuse version lists (`@latest`).
 ACTIONLINT_MODULE="github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
 CARGO_FUZZ_VERSION="0.13.2"
+PROMTOOL_MODULE="github.com/prometheus/prometheus/cmd/promtool@v0.316.0"
 
 # Creates .tools/ ignored by git without touching the repository's .gitignore.
 _tools_dir() {
@@ -98,19 +102,30 @@ ensure_apt_tool() {
   need_tool "$name" "Debian package ${package}"
 }
 
-ensure_actionlint() {
-  local stamp="${TOOLS_DIR}/actionlint.source"
-  if [[ -x "${TOOLS_DIR}/bin/actionlint" && -f "$stamp" && "$(<"$stamp")" == "$ACTIONLINT_MODULE" ]]; then
-    export ACTIONLINT="${TOOLS_DIR}/bin/actionlint"
-    return 0
+# _go_install_tool NAME MODULE@VERSION: .tools/bin/NAME from `go install` of the pinned module,
+# reinstalled when the pin changes (a stamp file records it). Prints the binary's path.
+_go_install_tool() {
+  local name="$1" module="$2" stamp="${TOOLS_DIR}/${1}.source"
+  if ! [[ -x "${TOOLS_DIR}/bin/${name}" && -f "$stamp" && "$(<"$stamp")" == "$module" ]]; then
+    need_tool go "Go toolchain, to install ${module}" >&2 || return
+    _tools_dir
+    log "go install ${module}"
+    local start=$SECONDS
+    GOBIN="${TOOLS_DIR}/bin" go install "$module" >&2 || die "go install ${module} failed"
+    log "go install ${name}: $((SECONDS - start))s"
+    printf '%s\n' "$module" >"$stamp"
   fi
-  need_tool go "Go toolchain, to install ${ACTIONLINT_MODULE}" || return
-  _tools_dir
-  log "go install ${ACTIONLINT_MODULE}"
-  GOBIN="${TOOLS_DIR}/bin" go install "$ACTIONLINT_MODULE" ||
-    die "go install ${ACTIONLINT_MODULE} failed"
-  printf '%s\n' "$ACTIONLINT_MODULE" >"$stamp"
-  export ACTIONLINT="${TOOLS_DIR}/bin/actionlint"
+  printf '%s\n' "${TOOLS_DIR}/bin/${name}"
+}
+
+ensure_actionlint() {
+  ACTIONLINT="$(_go_install_tool actionlint "$ACTIONLINT_MODULE")" || return
+  export ACTIONLINT
+}
+
+ensure_promtool() {
+  PROMTOOL="$(_go_install_tool promtool "$PROMTOOL_MODULE")" || return
+  export PROMTOOL
 }
 
 ensure_cargo_fuzz() {

@@ -83,6 +83,7 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, rea
 }
 
 async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
+    state.metrics.ready.set(i64::from(state.ready.is_ready()));
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
 }
 

@@ -52,6 +52,11 @@ pub struct CacheStats {
     pub misses: Counter,
     pub evictions: Counter,
     pub entries: Gauge,
+    /// Bytes the held entries count against the byte bound.
+    pub bytes: Gauge,
+    /// The bounds, as gauges (so an alert can compare the two above with them).
+    pub max_entries: Gauge,
+    pub max_bytes: Gauge,
 }
 
 /// The identity-scoped value cache.
@@ -92,7 +97,10 @@ impl ValueCache {
     /// values and `max_bytes` bytes.
     pub fn new(ttl: Duration, max_entries: usize, max_bytes: usize) -> Self {
         let entries = Mutex::new(Entries::default());
-        ValueCache { ttl, max_entries, max_bytes, entries, clock: clock::system(), stats: CacheStats::default() }
+        let stats = CacheStats::default();
+        stats.max_entries.set(i64::try_from(max_entries).unwrap_or(i64::MAX));
+        stats.max_bytes.set(i64::try_from(max_bytes).unwrap_or(i64::MAX));
+        ValueCache { ttl, max_entries, max_bytes, entries, clock: clock::system(), stats }
     }
 
     /// The same cache, reading time from `clock`.
@@ -110,6 +118,12 @@ impl ValueCache {
         self.clock.now().saturating_duration_since(at)
     }
 
+    /// Publishes the size of `entries` in the gauges.
+    fn publish(&self, entries: &Entries) {
+        self.stats.entries.set(entries.map.len() as i64);
+        self.stats.bytes.set(i64::try_from(entries.bytes).unwrap_or(i64::MAX));
+    }
+
     pub fn enabled(&self) -> bool {
         !self.ttl.is_zero() && self.max_entries > 0 && self.max_bytes > 0
     }
@@ -125,7 +139,7 @@ impl ValueCache {
             Some(_) => {
                 entries.remove(key);
                 self.stats.evictions.inc();
-                self.stats.entries.set(entries.map.len() as i64);
+                self.publish(&entries);
                 None
             }
             None => None,
@@ -146,7 +160,7 @@ impl ValueCache {
         entries.remove(&key);
         self.make_room(&mut entries, bytes);
         entries.insert(key, Entry { fetched, at, bytes });
-        self.stats.entries.set(entries.map.len() as i64);
+        self.publish(&entries);
     }
 
     /// Entries currently held.

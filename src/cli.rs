@@ -62,7 +62,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CSI_PROVIDER_AWS_PROVIDER_VOLUME", default_value = "/var/run/secrets-store-csi-providers")]
     pub(crate) provider_volume: PathBuf,
     /// Provider name: the socket is `<provider-volume>/<provider-name>.sock`.
-    #[arg(long, env = "CSI_PROVIDER_AWS_PROVIDER_NAME", default_value = "aws", value_parser = parse_provider_name)]
+    #[arg(long, env = "CSI_PROVIDER_AWS_PROVIDER_NAME", default_value = "aws", value_parser = crate::units::parse_provider_name)]
     pub(crate) provider_name: String,
     /// Return the files to the driver instead of writing them.
     #[arg(long, env = "CSI_PROVIDER_AWS_DRIVER_WRITES_SECRETS", num_args = 0..=1, require_equals = true,
@@ -149,15 +149,6 @@ impl ServeArgs {
             Some(url) => (url.clone(), url.clone()),
             None => (self.pod_identity_endpoint_ipv4.clone(), self.pod_identity_endpoint_ipv6.clone()),
         }
-    }
-}
-
-fn parse_provider_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-    if ok && !s.starts_with('.') {
-        Ok(s.to_string())
-    } else {
-        Err(format!("provider name {s:?}: use letters, digits, '-', '_' or '.'"))
     }
 }
 

@@ -30,33 +30,64 @@ pub async fn connect(socket: &Path) -> Result<CsiDriverProviderClient<Channel>, 
     Ok(CsiDriverProviderClient::new(channel))
 }
 
+/// What a provider answered to `Version`: its runtime name and version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderVersion {
+    /// `runtime_name`, e.g. `csi-provider-aws`.
+    pub runtime_name: String,
+    /// `runtime_version`, the provider's version.
+    pub runtime_version: String,
+}
+
+/// Calls `Version` on the socket, as the driver does before each mount (for `doctor`).
+pub async fn version(socket: &Path, timeout: std::time::Duration) -> Result<ProviderVersion, String> {
+    let call = async {
+        let mut client =
+            connect(socket).await.map_err(|e| format!("cannot connect: {}", crate::error_text::causes(&e)))?;
+        let request = crate::pb::VersionRequest { version: "v1alpha1".into() };
+        let answer = client.version(request).await.map_err(|s| format!("Version failed: {}", s.message()))?;
+        let answer = answer.into_inner();
+        Ok(ProviderVersion { runtime_name: answer.runtime_name, runtime_version: answer.runtime_version })
+    };
+    tokio::time::timeout(timeout, call).await.unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+}
+
 /// Flags of the `mount` client.
 #[derive(Debug, Clone, Args)]
 pub struct MountArgs {
-    /// SecretProviderClass manifest (YAML).
+    /// SecretProviderClass manifest (YAML): its `spec.parameters` become the attributes.
     #[arg(long)]
     pub(crate) spc: PathBuf,
-    /// Target directory for the files.
+    /// Target directory for the files (a relative path is made absolute). A provider that
+    /// writes checks it lies under its `--kubelet-path`/pods.
     #[arg(long)]
     pub(crate) target: PathBuf,
-    /// Provider socket.
+    /// Provider socket to dial, as the driver does.
     #[arg(long, default_value = "/var/run/secrets-store-csi-providers/aws.sock")]
     pub(crate) socket: PathBuf,
+    /// The pod's namespace (`csi.storage.k8s.io/pod.namespace`), unless the manifest names one.
     #[arg(long, default_value = "default")]
     pub(crate) namespace: String,
+    /// The pod's name (`csi.storage.k8s.io/pod.name`).
     #[arg(long, default_value = "mount-cli")]
     pub(crate) pod: String,
+    /// The pod's UID (`csi.storage.k8s.io/pod.uid`).
     #[arg(long, default_value = "00000000-0000-0000-0000-000000000000")]
     pub(crate) pod_uid: String,
+    /// The pod's service account (`csi.storage.k8s.io/serviceAccount.name`): whose identity
+    /// (IRSA role annotation, Pod Identity association) the provider reads AWS as.
     #[arg(long, default_value = "default")]
     pub(crate) service_account: String,
-    /// A service-account token for an audience, `AUDIENCE=FILE`. Repeatable.
+    /// A service-account token for an audience, `AUDIENCE=FILE` (e.g.
+    /// `sts.amazonaws.com=/tmp/token`), passed as the driver passes `tokenRequests`. Repeatable.
     #[arg(long = "token")]
     pub(crate) tokens: Vec<TokenFlag>,
-    /// Ask the provider for files (as the driver does in driver-writes mode) and write them here.
+    /// Expect the provider to return the files (a provider run with `--driver-writes-secrets`)
+    /// and write them here with the driver's layout; an error if the provider wrote them itself.
     #[arg(long)]
     pub(crate) driver_writes: bool,
-    /// Repeat the mount at this interval, as the driver's rotation does.
+    /// Repeat the mount at this interval, as the driver's rotation does, e.g. `--watch 30s`
+    /// (stop with Ctrl-C). Each round prints whether anything changed.
     #[arg(long)]
     pub(crate) watch: Option<Dur>,
     #[command(flatten)]
@@ -102,20 +133,36 @@ pub enum ClientError {
         reason: String,
     },
     /// The provider socket did not answer.
-    #[error("cannot connect to {path}: {source}")]
+    #[error("cannot connect to {path}: {reason}")]
     Connect {
         /// The socket.
         path: PathBuf,
         /// Why.
-        source: tonic::transport::Error,
+        reason: String,
     },
     /// The provider refused the mount.
-    #[error("Mount failed ({code:?}): {message}")]
+    #[error("Mount failed: {message} (gRPC: {})", code.description())]
     Mount {
         /// The gRPC status code.
         code: tonic::Code,
         /// The provider's message.
         message: String,
+    },
+    /// `--driver-writes` against a provider that writes the files itself.
+    #[error(
+        "--driver-writes: the provider at {socket} wrote the files itself and returned none (it runs without --driver-writes-secrets); drop --driver-writes, or restart the provider with --driver-writes-secrets"
+    )]
+    ProviderWrote {
+        /// The provider's socket.
+        socket: PathBuf,
+    },
+    /// `--target` is not usable.
+    #[error("--target {path}: {reason}")]
+    Target {
+        /// The target as given.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
     /// The provider returned a file path the driver would refuse.
     #[error("the provider returned an invalid file path {path:?}: {reason}")]
@@ -204,12 +251,15 @@ fn tokens_json(args: &MountArgs) -> Result<Option<String>, ClientError> {
 }
 
 /// `csi-provider-aws mount`: one mount, or one per `--watch` interval.
-pub async fn mount_command(args: MountArgs) -> Result<(), ClientError> {
+pub async fn mount_command(mut args: MountArgs) -> Result<(), ClientError> {
+    args.target = std::path::absolute(&args.target)
+        .map_err(|e| ClientError::Target { path: args.target.clone(), reason: e.to_string() })?;
     let text =
         std::fs::read_to_string(&args.spc).map_err(|source| ClientError::Read { path: args.spc.clone(), source })?;
     let spc = parse_manifest(&text).map_err(|reason| ClientError::Manifest { path: args.spc.clone(), reason })?;
-    let mut client =
-        connect(&args.socket).await.map_err(|source| ClientError::Connect { path: args.socket.clone(), source })?;
+    let mut client = connect(&args.socket)
+        .await
+        .map_err(|e| ClientError::Connect { path: args.socket.clone(), reason: crate::error_text::causes(&e) })?;
     loop {
         let request = MountRequest {
             attributes: driver_attributes(&spc, &args, tokens_json(&args)?),
@@ -218,18 +268,37 @@ pub async fn mount_command(args: MountArgs) -> Result<(), ClientError> {
             permission: "420".into(),
             current_object_version: Vec::new(),
         };
+        let before = data_link(&args.target);
         let response = client
             .mount(request)
             .await
             .map_err(|s| ClientError::Mount { code: s.code(), message: s.message().to_string() })?
             .into_inner();
         let outcome = apply(&args.target, &response)?;
-        print_summary(&args.target, &response, outcome);
+        let delivery = match outcome {
+            Some(outcome) => Delivery::Returned(outcome),
+            None if args.driver_writes => return Err(ClientError::ProviderWrote { socket: args.socket.clone() }),
+            None => Delivery::ProviderWrote { changed: data_link(&args.target) != before },
+        };
+        print_summary(&args.target, &response, delivery);
         match args.watch {
             Some(every) => tokio::time::sleep(every.0).await,
             None => return Ok(()),
         }
     }
+}
+
+/// Where `..data` points in `target` (the provider swaps it when it writes a new set).
+fn data_link(target: &Path) -> Option<PathBuf> {
+    std::fs::read_link(target.join("..data")).ok()
+}
+
+/// How the files of one mount reached the target.
+enum Delivery {
+    /// The provider wrote them (provider-writes mode); `changed`: `..data` was swapped.
+    ProviderWrote { changed: bool },
+    /// The provider returned them and this client wrote them, as the driver would.
+    Returned(WriteOutcome),
 }
 
 /// Checks the response as the driver does and writes returned files with its layout.
@@ -253,13 +322,14 @@ fn apply(target: &Path, response: &MountResponse) -> Result<Option<WriteOutcome>
     Ok(Some(crate::write::write_atomic(target, &files).map_err(|e| ClientError::Write(e.to_string()))?))
 }
 
-fn print_summary(target: &Path, response: &MountResponse, outcome: Option<WriteOutcome>) {
-    let how = match outcome {
-        None => "written by the provider",
-        Some(WriteOutcome::Unchanged) => "returned by the provider; unchanged",
-        Some(WriteOutcome::Written { .. }) => "returned by the provider; written",
+fn print_summary(target: &Path, response: &MountResponse, delivery: Delivery) {
+    let how = match delivery {
+        Delivery::ProviderWrote { changed: true } => "written by the provider",
+        Delivery::ProviderWrote { changed: false } => "unchanged: the provider wrote nothing",
+        Delivery::Returned(WriteOutcome::Unchanged) => "returned by the provider; unchanged: nothing written",
+        Delivery::Returned(WriteOutcome::Written { .. }) => "returned by the provider; written",
     };
-    println!("mounted {} file(s) into {} ({how})", response.object_version.len(), target.display());
+    println!("mounted {} object(s) in {} ({how})", response.object_version.len(), target.display());
     for v in &response.object_version {
         let size = std::fs::metadata(target.join(&v.id)).map(|m| m.len().to_string()).unwrap_or_else(|_| "?".into());
         println!("  {:<40} {:>8} bytes  version {}", v.id, size, v.version);

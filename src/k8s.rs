@@ -6,6 +6,7 @@
 use crate::params::limits;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use k8s_openapi::api::storage::v1::CSIDriver;
 use kube::Api;
 use kube::api::PostParams;
 use std::collections::HashMap;
@@ -194,41 +195,89 @@ pub enum Access {
     Denied(String),
 }
 
+/// What `doctor` reads of the driver's `CSIDriver` object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CsiDriverInfo {
+    /// The audiences of `spec.tokenRequests`: the tokens the driver passes to providers.
+    pub audiences: Vec<String>,
+    /// `spec.requiresRepublish`: the kubelet re-publishes mounted volumes (rotation needs it).
+    pub requires_republish: bool,
+}
+
+/// Audiences listed at most (a CSIDriver allows a handful; this bounds a hostile object).
+const MAX_AUDIENCES: usize = 64;
+
 impl K8s {
     /// For `doctor`: a SelfSubjectAccessReview of `get serviceaccounts` in every namespace; when
     /// the API does not serve reviews, a GET of `default/default` (found or not found both mean
     /// allowed, 403 means denied). `Err` when the API cannot be reached or configured.
     pub async fn can_get_service_accounts(&self) -> Result<Access, K8sError> {
         let client = self.client().await?;
+        match self.access_review(&client, "serviceaccounts").await? {
+            Some(access) => Ok(access),
+            None => {
+                self.limiter.acquire().await;
+                let api: Api<ServiceAccount> = Api::namespaced(client, "default");
+                probe_access(api.get("default").await, "GET serviceaccounts default/default")
+            }
+        }
+    }
+
+    /// For `doctor`: whether this identity may `get nodes` (the region from the node's label
+    /// needs it), by a SelfSubjectAccessReview, else a GET of `node`.
+    pub async fn can_get_nodes(&self, node: &str) -> Result<Access, K8sError> {
+        let client = self.client().await?;
+        match self.access_review(&client, "nodes").await? {
+            Some(access) => Ok(access),
+            None => {
+                self.limiter.acquire().await;
+                let api: Api<Node> = Api::all(client);
+                probe_access(api.get(node).await, &format!("GET nodes {node}"))
+            }
+        }
+    }
+
+    /// For `doctor`: the `CSIDriver` named `name`, `None` when it does not exist.
+    pub async fn csi_driver(&self, name: &str) -> Result<Option<CsiDriverInfo>, K8sError> {
+        let client = self.client().await?;
         self.limiter.acquire().await;
-        let attributes = ResourceAttributes {
-            verb: Some("get".into()),
-            resource: Some("serviceaccounts".into()),
-            ..Default::default()
-        };
+        let api: Api<CSIDriver> = Api::all(client);
+        let found = api.get_opt(name).await.map_err(|e| api_error(format!("CSIDriver {name}"), e))?;
+        Ok(found.map(|driver| {
+            let requests = driver.spec.token_requests.unwrap_or_default();
+            let audiences = requests.into_iter().take(MAX_AUDIENCES).map(|r| r.audience).collect();
+            CsiDriverInfo { audiences, requires_republish: driver.spec.requires_republish.unwrap_or(false) }
+        }))
+    }
+
+    /// A SelfSubjectAccessReview of `get <resource>` in every namespace; `None` when the API
+    /// does not serve reviews (the caller then probes with a GET).
+    async fn access_review(&self, client: &kube::Client, resource: &str) -> Result<Option<Access>, K8sError> {
+        self.limiter.acquire().await;
+        let attributes =
+            ResourceAttributes { verb: Some("get".into()), resource: Some(resource.into()), ..Default::default() };
         let review = SelfSubjectAccessReview {
             spec: SelfSubjectAccessReviewSpec { resource_attributes: Some(attributes), ..Default::default() },
             ..Default::default()
         };
         let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
         match reviews.create(&PostParams::default(), &review).await {
-            Ok(answer) => Ok(review_access(answer)),
-            Err(kube::Error::Api(_)) => self.get_default_service_account(client).await,
+            Ok(answer) => Ok(Some(review_access(answer))),
+            Err(kube::Error::Api(_)) => Ok(None),
             Err(e) => Err(api_error("a SelfSubjectAccessReview".into(), e)),
         }
     }
+}
 
-    async fn get_default_service_account(&self, client: kube::Client) -> Result<Access, K8sError> {
-        self.limiter.acquire().await;
-        let api: Api<ServiceAccount> = Api::namespaced(client, "default");
-        match api.get("default").await {
-            Ok(_) => Ok(Access::Allowed("GET serviceaccounts default/default answered".into())),
-            Err(kube::Error::Api(status)) if status.code == 404 => {
-                Ok(Access::Allowed("GET serviceaccounts default/default: not found, but not forbidden".into()))
-            }
-            Err(kube::Error::Api(status)) if status.code == 403 => Ok(Access::Denied(status.message.clone())),
-            Err(e) => Err(api_error("service account default/default".into(), e)),
+/// The access a probing GET shows: found or not found both mean allowed, 403 means denied.
+fn probe_access<T>(answer: Result<T, kube::Error>, what: &str) -> Result<Access, K8sError> {
+    match answer {
+        Ok(_) => Ok(Access::Allowed(format!("{what} answered"))),
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            Ok(Access::Allowed(format!("{what}: not found, but not forbidden")))
         }
+        Err(kube::Error::Api(status)) if status.code == 403 => Ok(Access::Denied(status.message.clone())),
+        Err(e) => Err(api_error(what.to_string(), e)),
     }
 }
 

@@ -11,7 +11,7 @@
 //!
 //! | layer | module | owns | may import |
 //! |---|---|---|---|
-//! | 0 | `sync`, `secret`, `codes`, `units` | the poison-ignoring lock; redacting byte newtypes; stable error codes; duration and size flag values | — |
+//! | 0 | `sync`, `secret`, `codes`, `units`, `error_text` | the poison-ignoring lock; redacting byte newtypes; stable error codes; duration, size and provider-name flag values; an error and its causes as text | — |
 //! | 0 | `connections`, `authority`, `telemetry` | the socket's connection bound; driver v1.5's path-shaped `:authority`; logging set-up and `LogArgs` (typed level and format) | — |
 //! | 1 | `clock` | time, injected (the real clock in production, a manual one in tests) | `sync` |
 //! | 1 | `jmes` | jmesPath extraction | `secret` |
@@ -20,20 +20,20 @@
 //! | 3 | `read` | the vocabulary of a read: items, answers, errors, route, service, the per-mount scope, call keys | `codes`, `params`, `secret`, `sync` |
 //! | 4 | `net` | the network path to AWS without SDK types: addresses, allowlist, resolver, proxy, CA bundle, `NetworkArgs` | `params`, `read` |
 //! | 4 | `k8s` | the only user of `kube`: service accounts, node region | `params`, `sync` |
-//! | 5 | `aws` | the only user of AWS SDK types: clients, endpoints (`EndpointFlag`), STS, reading Secrets Manager and Parameter Store, error classification, call counting, audit | `clock`, `codes`, `net`, `params`, `read`, `secret`, `sync` |
+//! | 5 | `aws` | the only user of AWS SDK types: clients, endpoints (`EndpointFlag`), STS, reading Secrets Manager and Parameter Store, error classification, call counting, audit | `clock`, `codes`, `error_text`, `net`, `params`, `read`, `secret`, `sync` |
 //! | 5 | `cache` | the identity-scoped value cache | `clock`, `read`, `sync` |
 //! | 5 | `render` | answers → files and object versions | `jmes`, `params`, `read`, `secret`, `write` |
-//! | 6 | `metrics` | the Prometheus registry | `cache`, `read` |
+//! | 6 | `metrics` | the Prometheus registry, process metrics | `cache`, `codes`, `read` |
 //! | 6 | `identity` | the pod's credentials (IRSA, Pod Identity), their cache, where a mount's credentials come from | `aws`, `clock`, `codes`, `k8s`, `params`, `read`, `sync` |
 //! | 6 | `fetch` | reading through the cache, coalescing identical reads in flight | `aws`, `cache`, `read`, `sync` |
 //! | 7 | `mount` | one `Mount`: parameters → region → credentials → fetch (failover) → render → write | `codes`, `fetch`, `identity`, `k8s`, `net`, `params`, `read`, `render`, `sync`, `write` |
 //! | 7 | `admin` | `/metrics`, `/healthz`, `/readyz`, `MetricsAddr` | `metrics` |
-//! | 8 | `service` | the gRPC service: protobuf ⇄ domain, error → status | `codes`, `metrics`, `mount`, `pb`, `render` |
+//! | 8 | `service` | the gRPC service: protobuf ⇄ domain, error → status | `codes`, `metrics`, `mount`, `pb`, `render`, `telemetry` |
 //! | 9 | `server` | the socket's lifecycle: bind, serve, drain, exit | `admin`, `authority`, `connections`, `net`, `pb`, `service` |
-//! | 9 | `doctor` | `doctor` and its `DoctorArgs` | `aws`, `k8s`, `net`, `read`, `telemetry`, `units` |
-//! | 9 | `client` | the `mount` client and its `MountArgs` | `params`, `pb`, `secret`, `telemetry`, `units`, `write` |
-//! | 10 | `cli` | the command line: subcommands, serve flags (composing the groups above) | `admin`, `aws`, `client`, `doctor`, `net`, `telemetry`, `units` |
-//! | 11 | `app` | wiring the serve flags into a running provider | anything below |
+//! | 9 | `client` | the `mount` client and its `MountArgs` | `error_text`, `params`, `pb`, `secret`, `telemetry`, `units`, `write` |
+//! | 10 | `doctor` | `doctor` and its `DoctorArgs` | `aws`, `client`, `k8s`, `net`, `read`, `telemetry`, `units` |
+//! | 11 | `cli` | the command line: subcommands, serve flags (composing the groups above) | `admin`, `aws`, `client`, `doctor`, `net`, `telemetry`, `units` |
+//! | 12 | `app` | wiring the serve flags into a running provider | anything below |
 //!
 //! `pb` (generated protobuf types) is imported only by `service`, `server` and `client`.
 
@@ -50,6 +50,7 @@ pub mod clock;
 pub mod codes;
 pub(crate) mod connections;
 pub mod doctor;
+pub(crate) mod error_text;
 pub(crate) mod fetch;
 #[doc(hidden)] // the agent-answer parser the fuzz targets call, not API
 pub mod identity;

@@ -21,10 +21,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let serving = matches!(command, Command::Serve(_));
     match runtime.block_on(run(command)) {
         Ok(code) => code,
-        Err(e) => {
+        // Once: as a log line when serving (log collectors read those), else on stderr.
+        Err(e) if serving => {
             tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

@@ -1,9 +1,15 @@
 //! The Prometheus registry (prefix `csi_provider_aws_`): mounts by outcome and error code, mount
 //! duration (first mount vs re-sync), AWS calls by service/operation/outcome with latency, STS
-//! exchanges, cache hits/misses/evictions/entries, objects rotated, bytes written, in-flight
-//! mounts, build info. Secret names appear in label values only with `--metrics-secret-names`.
+//! exchanges, cache hits/misses/evictions/entries/bytes and their bounds, objects rotated, bytes
+//! written, in-flight mounts, readiness, build info; and the standard process metrics, unprefixed
+//! ([`process`]). Every family is zero at start for its known label values, so `absent()` alerts
+//! and dashboards see 0, not "no data". Secret names appear in label values only with
+//! `--metrics-secret-names`, and then in at most [`MAX_OBJECT_SERIES`] series.
+
+mod process;
 
 use crate::cache::CacheStats;
+use crate::codes::ErrorCode;
 use crate::read::{CallKey, CallObserver};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -12,6 +18,25 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Series of `object_errors_total` (`--metrics-secret-names`) at most; failures of further
+/// objects are counted under the object `(other)` (one more series per error code).
+pub const MAX_OBJECT_SERIES: usize = 1000;
+
+/// The object label of failures past [`MAX_OBJECT_SERIES`].
+const OTHER_OBJECT: &str = "(other)";
+
+/// The mount kinds the `kind` label takes.
+const MOUNT_KINDS: [&str; 2] = ["first", "resync"];
+
+/// The AWS operations the provider calls, zero at start (outcome `success`).
+const OPERATIONS: [(&str, &str); 4] = [
+    ("secretsmanager", "GetSecretValue"),
+    ("secretsmanager", "BatchGetSecretValue"),
+    ("ssm", "GetParameters"),
+    ("sts", "AssumeRoleWithWebIdentity"),
+];
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MountLabels {
@@ -70,8 +95,12 @@ pub struct Metrics {
     pub objects_rotated: Counter,
     pub bytes_written: Counter,
     pub in_flight: Gauge,
+    /// 1 while `/readyz` answers 200, else 0 (set by the admin server).
+    pub ready: Gauge,
     /// Failures by object name: only with `--metrics-secret-names`.
     pub object_errors: Option<Family<ObjectLabels, Counter>>,
+    /// Series in `object_errors`.
+    object_series: AtomicUsize,
 }
 
 fn latency_histogram() -> Histogram {
@@ -81,7 +110,7 @@ fn latency_histogram() -> Histogram {
 impl Metrics {
     /// Registers everything, including the value cache's counters.
     pub fn new(cache: &CacheStats, secret_names: bool) -> Self {
-        let mut registry = Registry::with_prefix("csi_provider_aws");
+        let mut registry = Registry::default();
         let m = Metrics {
             mounts: Family::default(),
             mount_duration: Family::new_with_constructor(latency_histogram),
@@ -91,11 +120,34 @@ impl Metrics {
             objects_rotated: Counter::default(),
             bytes_written: Counter::default(),
             in_flight: Gauge::default(),
+            ready: Gauge::default(),
             object_errors: secret_names.then(Family::default),
+            object_series: AtomicUsize::new(0),
             registry: Registry::default(),
         };
-        m.register_all(&mut registry, cache);
+        m.register_all(registry.sub_registry_with_prefix("csi_provider_aws"), cache);
+        registry.register_collector(Box::new(process::ProcessCollector::new()));
+        m.zero_known_series();
         Metrics { registry, ..m }
+    }
+
+    /// Creates every series whose label values are known in advance, at 0.
+    fn zero_known_series(&self) {
+        for kind in MOUNT_KINDS {
+            let codes = ErrorCode::ALL.iter().map(|c| Some(c.as_str()));
+            for code in std::iter::once(None).chain(codes) {
+                let outcome = if code.is_some() { "error" } else { "success" };
+                let labels =
+                    MountLabels { outcome: outcome.into(), code: code.unwrap_or_default().into(), kind: kind.into() };
+                drop(self.mounts.get_or_create(&labels));
+            }
+            drop(self.mount_duration.get_or_create(&KindLabels { kind: kind.into() }));
+        }
+        for (service, operation) in OPERATIONS {
+            let labels = CallLabels { service: service.into(), operation: operation.into(), outcome: "success".into() };
+            drop(self.aws_calls.get_or_create(&labels));
+        }
+        drop(self.sts_exchanges.get_or_create(&OutcomeLabels { outcome: "success".into() }));
     }
 
     fn register_all(&self, r: &mut Registry, cache: &CacheStats) {
@@ -112,9 +164,13 @@ impl Metrics {
         r.register("cache_misses", "Values not in the cache (or too old)", cache.misses.clone());
         r.register("cache_evictions", "Values evicted (expired or over the bound)", cache.evictions.clone());
         r.register("cache_entries", "Values held in the cache", cache.entries.clone());
+        r.register("cache_bytes", "Bytes the cached values count against the bound", cache.bytes.clone());
+        r.register("cache_max_entries", "The bound on cached values (--cache-max-entries)", cache.max_entries.clone());
+        r.register("cache_max_bytes", "The bound on cached bytes (--cache-max-bytes)", cache.max_bytes.clone());
         r.register("objects_rotated", "Files whose content changed on a re-sync", self.objects_rotated.clone());
         r.register("written_bytes", "Bytes of files written into target paths", self.bytes_written.clone());
         r.register("mounts_in_flight", "Mounts being served", self.in_flight.clone());
+        r.register("ready", "1 when ready (/readyz answers 200), else 0", self.ready.clone());
         if let Some(family) = &self.object_errors {
             r.register("object_errors", "Failed objects by error code and object name", family.clone());
         }
@@ -137,6 +193,21 @@ impl Metrics {
         let labels = MountLabels { outcome: outcome.into(), code: code.unwrap_or_default().into(), kind: kind.into() };
         self.mounts.get_or_create(&labels).inc();
         self.mount_duration.get_or_create(&KindLabels { kind: kind.into() }).observe(seconds);
+    }
+
+    /// Counts a failed object by name (only with `--metrics-secret-names`); past
+    /// [`MAX_OBJECT_SERIES`] series, new names count as `(other)`.
+    pub fn object_failed(&self, code: &str, object: &str) {
+        let Some(family) = &self.object_errors else { return };
+        let mut labels = ObjectLabels { code: code.into(), object: object.into() };
+        if family.get(&labels).is_none() {
+            let taken = self.object_series.fetch_add(1, Ordering::Relaxed);
+            if taken >= MAX_OBJECT_SERIES {
+                self.object_series.fetch_sub(1, Ordering::Relaxed);
+                labels.object = OTHER_OBJECT.into();
+            }
+        }
+        family.get_or_create(&labels).inc();
     }
 }
 
@@ -180,5 +251,24 @@ mod tests {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
         assert!(!text.contains("object_errors"), "no object names unless opted in");
+        assert!(text.contains("\nprocess_resident_memory_bytes ") || !cfg!(target_os = "linux"), "{text}");
+    }
+
+    #[test]
+    fn object_names_are_bounded_in_series() {
+        let cache = CacheStats::default();
+        let metrics = Metrics::new(&cache, true);
+        for i in 0..MAX_OBJECT_SERIES + 50 {
+            metrics.object_failed("NotFound", &format!("secret-{i}"));
+        }
+        metrics.object_failed("NotFound", "secret-0");
+        let text = metrics.encode();
+        let series = text.lines().filter(|l| l.starts_with("csi_provider_aws_object_errors_total{")).count();
+        assert_eq!(series, MAX_OBJECT_SERIES + 1, "the bound plus (other)");
+        assert!(
+            text.contains(r#"object_errors_total{code="NotFound",object="secret-0"} 2"#),
+            "known names still count"
+        );
+        assert!(text.contains(r#"object_errors_total{code="NotFound",object="(other)"} 50"#), "{text}");
     }
 }

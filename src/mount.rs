@@ -56,8 +56,7 @@ pub struct MountOutput {
     /// The files, only in driver-writes mode.
     pub files: Vec<OutFile>,
     pub delivery: Delivery,
-    /// Who and what, for logs.
-    pub pod: String,
+    /// How many objects, for logs.
     pub objects: usize,
 }
 
@@ -151,8 +150,19 @@ impl Mounter {
 
     /// Runs one mount. On any error nothing is written.
     pub async fn mount(&self, input: MountInput) -> Result<MountOutput, MountError> {
-        let params = params::parse_mount_request_with(&self.memo, &input.attributes, &input.secrets, &input.permission)
-            .map_err(|source| MountError::Params { mount: mount_name(&input.attributes), source })?;
+        let parsed = params::parse_mount_request_with(&self.memo, &input.attributes, &input.secrets, &input.permission);
+        let params = match parsed {
+            Ok(params) => {
+                let spc = params.spc_name.as_deref().unwrap_or_default();
+                record_who(&params.pod.namespace, &params.pod.name, spc);
+                params
+            }
+            Err(source) => {
+                let (namespace, spc, pod) = raw_who(&input.attributes);
+                record_who(&namespace, &pod, &spc);
+                return Err(MountError::Params { mount: mount_name(&input.attributes), source });
+            }
+        };
         let target = self.target(&input.target_path)?;
         let region = self.region(&params).await?;
         check_arn_regions(&params, &region)?;
@@ -167,7 +177,7 @@ impl Mounter {
         let rendered = render::render(&fetched)?;
         let delivery = self.deliver(target, &rendered.files).await?;
         let files = if delivery == Delivery::Returned { rendered.files } else { Vec::new() };
-        Ok(MountOutput { versions: rendered.versions, files, delivery, pod, objects: params.objects.len() })
+        Ok(MountOutput { versions: rendered.versions, files, delivery, objects: params.objects.len() })
     }
 
     /// The checked target path, or `None` in driver-writes mode (the driver checks and writes).
@@ -358,12 +368,25 @@ fn check_arn_regions(params: &MountParams, region: &str) -> Result<(), MountErro
     Ok(())
 }
 
-/// Names the mount from raw attributes when they could not be parsed.
-fn mount_name(attributes: &str) -> String {
+/// Records who mounts in the current (`mount`) span: every log line of the mount carries it.
+fn record_who(namespace: &str, pod: &str, spc: &str) {
+    let span = tracing::Span::current();
+    span.record("namespace", namespace);
+    span.record("pod", pod);
+    span.record("spc", spc);
+}
+
+/// The pod's namespace, the SecretProviderClass and the pod's name from raw attributes (empty
+/// where missing), for attributes that could not be parsed as a whole.
+fn raw_who(attributes: &str) -> (String, String, String) {
     let parsed: Option<HashMap<String, serde_json::Value>> = serde_json::from_str(attributes).ok();
     let get = |k: &str| parsed.as_ref().and_then(|m| m.get(k)).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let (ns, spc, pod) =
-        (get("csi.storage.k8s.io/pod.namespace"), get("secretProviderClass"), get("csi.storage.k8s.io/pod.name"));
+    (get("csi.storage.k8s.io/pod.namespace"), get("secretProviderClass"), get("csi.storage.k8s.io/pod.name"))
+}
+
+/// Names the mount from raw attributes when they could not be parsed.
+fn mount_name(attributes: &str) -> String {
+    let (ns, spc, pod) = raw_who(attributes);
     match (spc.is_empty(), pod.is_empty()) {
         (false, _) => format!("SecretProviderClass {ns}/{spc}"),
         (true, false) => format!("pod {ns}/{pod}"),

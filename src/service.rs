@@ -2,7 +2,7 @@
 //! Nothing else here: the work is in [`crate::mount`].
 
 use crate::codes::ErrorCode;
-use crate::metrics::{Metrics, ObjectLabels};
+use crate::metrics::Metrics;
 use crate::mount::{Delivery, MountError, MountInput, MountOutput, Mounter};
 use crate::pb::csi_driver_provider_server::CsiDriverProvider;
 use crate::pb::{File, MountRequest, MountResponse, ObjectVersion, VersionRequest, VersionResponse};
@@ -38,10 +38,8 @@ impl ProviderService {
             }
             Err(err) => {
                 self.metrics.mount_done(kind, Some(err.code().as_str()), seconds);
-                if let (Some(family), Some(object)) = (&self.metrics.object_errors, err.object()) {
-                    family
-                        .get_or_create(&ObjectLabels { code: err.code().to_string(), object: object.to_string() })
-                        .inc();
+                if let Some(object) = err.object() {
+                    self.metrics.object_failed(err.code().as_str(), object);
                 }
             }
         }
@@ -79,18 +77,28 @@ impl CsiDriverProvider for ProviderService {
         let _in_flight = InFlight::start(&self.metrics);
         let input = input_from(request.into_inner());
         let kind = self.mounter.kind(&input);
-        let span = tracing::info_span!("mount", kind, target = %input.target_path);
-        let result = self.mounter.mount(input).instrument(span).await;
+        // One span per mount; the mounter records who mounts once it has read the attributes.
+        let span = tracing::info_span!(
+            "mount",
+            namespace = tracing::field::Empty,
+            pod = tracing::field::Empty,
+            spc = tracing::field::Empty,
+            target = %input.target_path,
+            kind,
+        );
+        let result = self.mounter.mount(input).instrument(span.clone()).await;
         let elapsed = started.elapsed().as_secs_f64();
         self.record(kind, &result, elapsed);
-        let elapsed_ms = elapsed * 1000.0;
+        let duration_ms = crate::telemetry::rounded_ms(elapsed);
+        let _entered = span.enter();
         match result {
             Ok(output) => {
-                log_success(&output, elapsed_ms);
+                log_success(&output, duration_ms);
                 Ok(Response::new(response_from(output)))
             }
             Err(err) => {
-                tracing::warn!(code = %err.code(), error = %err, duration_ms = elapsed_ms, "mount failed");
+                let code = err.code();
+                tracing::warn!(outcome = "error", code = %code, error = %err, duration_ms, "mount failed");
                 Err(status_from(&err))
             }
         }
@@ -125,16 +133,25 @@ fn response_from(output: MountOutput) -> MountResponse {
 
 /// One `info` line per mount that wrote or returned files; an unchanged re-sync (every pod, every
 /// rotation poll) only at `debug`, where the metrics count it.
-fn log_success(output: &MountOutput, elapsed_ms: f64) {
+fn log_success(output: &MountOutput, duration_ms: f64) {
+    let (objects, files) = (output.objects, output.versions.len());
     let (delivery, changed) = match &output.delivery {
         Delivery::Written { changed, .. } => ("written", changed.len()),
         Delivery::Unchanged => {
-            tracing::debug!(pod = %output.pod, objects = output.objects, files = output.versions.len(), delivery = "unchanged", duration_ms = elapsed_ms, "mount succeeded");
+            tracing::debug!(
+                outcome = "success",
+                code = "",
+                objects,
+                files,
+                delivery = "unchanged",
+                duration_ms,
+                "mount succeeded"
+            );
             return;
         }
         Delivery::Returned => ("returned", output.files.len()),
     };
-    tracing::info!(pod = %output.pod, objects = output.objects, files = output.versions.len(), delivery, changed, duration_ms = elapsed_ms, "mount succeeded");
+    tracing::info!(outcome = "success", code = "", objects, files, delivery, changed, duration_ms, "mount succeeded");
 }
 
 /// The gRPC status for a failed mount: the message starts with the stable code; only

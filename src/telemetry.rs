@@ -1,4 +1,6 @@
-//! Logging set-up: `tracing` with an EnvFilter, plain or JSON lines on stderr.
+//! Logging set-up: `tracing` with an EnvFilter, plain or JSON lines on stderr. Plain lines are
+//! coloured only when stderr is a terminal and `NO_COLOR` is unset (`kubectl logs` shows no escape
+//! codes); JSON lines carry the current span once (`span`), not the span list as well.
 //!
 //! Names in log lines come from SecretProviderClasses, pods and AWS answers. JSON lines escape
 //! them by construction; plain lines go through `escaped_fields`, which escapes every control
@@ -79,6 +81,10 @@ pub(crate) fn filter_for(level: &str) -> Result<EnvFilter, TelemetryError> {
         other => other.to_string(),
     };
     let directive = if directive.contains("audit") { directive } else { format!("{directive},audit=info") };
+    // The SDK's IMDS region probe (only reached without a region, with --local-credentials) warns
+    // with a Debug dump of its HTTP response on every start off EC2.
+    let directive =
+        if directive.contains("aws_config") { directive } else { format!("{directive},aws_config::imds=error") };
     EnvFilter::builder()
         .parse(&directive)
         .map_err(|e| TelemetryError::Filter { level: level.to_string(), reason: e.to_string() })
@@ -89,10 +95,21 @@ pub fn init(args: &LogArgs) -> Result<(), TelemetryError> {
     let filter = args.log_level.filter();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match args.log_format {
-        LogFormat::Plain => builder.fmt_fields(escaped_fields()).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Plain => builder.with_ansi(use_colour()).fmt_fields(escaped_fields()).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
     };
     result.map_err(|_| TelemetryError::AlreadySet)
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set (any value, as no-color.org asks).
+fn use_colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Milliseconds rounded to a tenth, for log fields (`duration_ms=27.2`, not `27.192577999999997`).
+pub fn rounded_ms(seconds: f64) -> f64 {
+    (seconds * 10_000.0).round() / 10.0
 }
 
 /// The plain format's fields (`message` first, then `name=value`, spaces between), with every

@@ -1,4 +1,4 @@
-//! Typed flag values shared by the subcommands: durations and sizes.
+//! Typed flag values shared by the subcommands: durations, sizes and the provider name.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -35,5 +35,15 @@ impl FromStr for ByteSize {
         let n: u64 = digits.parse().map_err(|_| bad())?;
         let bytes = n.checked_mul(unit).and_then(|b| usize::try_from(b).ok()).ok_or_else(bad)?;
         Ok(ByteSize(bytes))
+    }
+}
+
+/// A provider name (`--provider-name`): the socket is `<dir>/<name>.sock`.
+pub(crate) fn parse_provider_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok && !s.starts_with('.') {
+        Ok(s.to_string())
+    } else {
+        Err(format!("provider name {s:?}: use letters, digits, '-', '_' or '.'"))
     }
 }

@@ -8,7 +8,7 @@ use super::batch::BatchPolicy;
 use super::{AwsCredentials, CallCounter, Endpoints, Service, UserAgentTag};
 use crate::clock::SharedClock;
 use crate::net::NetworkSettings;
-use crate::read::Requesters;
+use crate::read::{Requesters, Route};
 use aws_config::BehaviorVersion;
 use aws_config::Region;
 use aws_config::retry::RetryConfig;
@@ -106,6 +106,32 @@ impl AwsReader {
             calls: self.settings.calls.clone(),
         }
     }
+
+    /// ` (endpoint URL, from SOURCE)`: which URL a request for `service` along `route` went to
+    /// and where that URL came from (SecretProviderClass parameter, `--endpoint`,
+    /// `AWS_ENDPOINT_URL*`, the AWS default), for errors about reaching it.
+    pub(super) async fn endpoint_note(&self, service: Service, route: Route<'_>) -> String {
+        let network = &self.settings.network;
+        let resolved = match self.settings.endpoints.resolve(service, route.region, route.spc.get(service)) {
+            Some(found) => Ok(found),
+            None => super::endpoints::default_url(service, route.region, network.use_fips, network.use_dual_stack)
+                .await
+                .map(|url| super::endpoints::ResolvedEndpoint {
+                    url,
+                    source: super::endpoints::EndpointSource::AwsDefault,
+                }),
+        };
+        match resolved {
+            Ok(endpoint) => format!(" (endpoint {}, from {})", endpoint.url, endpoint.source.as_str()),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+/// Whether a failure is about reaching an endpoint, so its message names the endpoint.
+pub(super) fn concerns_the_network(code: crate::codes::ErrorCode) -> bool {
+    use crate::codes::ErrorCode;
+    matches!(code, ErrorCode::EndpointUnreachable | ErrorCode::PublicEndpointRefused)
 }
 
 impl ClientParts {

@@ -4,7 +4,6 @@
 use crate::codes::ErrorCode;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// A failed AWS call, classified.
@@ -86,11 +85,9 @@ where
     match err {
         SdkError::ServiceError(service) => from_metadata(service.err(), service.raw().status().as_u16()),
         SdkError::ResponseError(resp) => from_unparsable(resp.raw().status().as_u16(), err),
-        SdkError::TimeoutError(_) => transport(format!("timed out: {}", DisplayErrorContext(err))),
-        SdkError::DispatchFailure(_) => {
-            transport(format!("could not reach the endpoint: {}", DisplayErrorContext(err)))
-        }
-        _ => Failure { code: ErrorCode::Internal, aws_code: None, reason: DisplayErrorContext(err).to_string() },
+        SdkError::TimeoutError(_) => transport(format!("timed out: {}", causes(err))),
+        SdkError::DispatchFailure(_) => transport(format!("could not reach the endpoint: {}", causes(err))),
+        _ => Failure { code: ErrorCode::Internal, aws_code: None, reason: causes(err) },
     }
 }
 
@@ -108,7 +105,7 @@ fn from_unparsable<E>(status: u16, err: &SdkError<E, Response>) -> Failure
 where
     E: std::error::Error + 'static,
 {
-    let reason = format!("unexpected response (HTTP {status}): {}", DisplayErrorContext(err));
+    let reason = format!("unexpected response (HTTP {status}): {}", causes(err));
     Failure { code: code_for(None, status), aws_code: None, reason }
 }
 
@@ -117,6 +114,12 @@ pub fn certificate_reason(problem: &str) -> String {
     format!(
         "TLS certificate problem: {problem}. The endpoint's certificate is not trusted: if a TLS-inspecting proxy or a private CA signs it, give that CA certificate with --ca-bundle FILE (or AWS_CA_BUNDLE); otherwise check that the endpoint URL names the host its certificate is for"
     )
+}
+
+/// The error's causes by their `Display` (never the `Debug` dump the SDK's
+/// `DisplayErrorContext` appends).
+fn causes<E: std::error::Error + 'static>(err: &E) -> String {
+    crate::error_text::causes(err)
 }
 
 fn transport(reason: String) -> Failure {

@@ -90,21 +90,7 @@ fn failure(err: &(dyn std::error::Error + 'static)) -> ProbeError {
     if let Some(problem) = guard::certificate_problem_in(err) {
         return ProbeError::Certificate(super::errors::certificate_reason(&problem));
     }
-    ProbeError::Transport(causes(err))
-}
-
-/// `a: b: c` from an error and its sources, repeated texts left out.
-fn causes(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
+    ProbeError::Transport(crate::error_text::causes(err))
 }
 
 /// The error code of an AWS JSON (`__type`) or XML (`<Error><Code>`) error body.

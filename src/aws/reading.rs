@@ -1,9 +1,10 @@
 //! Reading a mount's items: Secrets Manager and Parameter Store concurrently, each answer under
-//! the item it answers, and an answer for every item.
+//! the item it answers, and an answer for every item. A failure to reach an endpoint names it.
 
+use super::clients::concerns_the_network;
 use super::{AwsCredentials, AwsReader};
 use crate::params::ObjectType;
-use crate::read::{Answers, FetchError, ReadItem, ReadScope};
+use crate::read::{Answers, FetchError, ReadItem, ReadScope, Service};
 
 impl AwsReader {
     /// Reads every item along the scope's route, as its identity, for its requesters (audit).
@@ -14,7 +15,19 @@ impl AwsReader {
         let sm = super::secrets_manager::read_all(self, scope, &secrets);
         let ssm = super::parameter_store::read_all(self, scope, &params);
         let (sm, ssm) = tokio::join!(sm, ssm);
-        let mut answers: Answers = sm.into_iter().chain(ssm).collect();
+        let mut answered = sm;
+        answered.extend(ssm);
+        for (item, result) in &mut answered {
+            let Err(err) = result else { continue };
+            if concerns_the_network(err.code) {
+                let service = match item.object_type {
+                    ObjectType::SecretsManager => Service::SecretsManager,
+                    ObjectType::Parameter => Service::Ssm,
+                };
+                err.reason.push_str(&self.endpoint_note(service, scope.route).await);
+            }
+        }
+        let mut answers: Answers = answered.into_iter().collect();
         let region = scope.route.region;
         let unanswered: Vec<&ReadItem> = items.iter().filter(|item| !answers.contains(item)).collect();
         for item in unanswered {

@@ -43,7 +43,16 @@ impl AwsReader {
             .role_session_name(request.session_name)
             .web_identity_token(request.token.expose());
         let audit = self.sts_audit(request.route.region, request.pod);
-        let output = send_audited!(call, audit).map_err(|e| errors::classify(&e))?;
+        let output = match send_audited!(call, audit) {
+            Ok(output) => output,
+            Err(e) => {
+                let mut failure = errors::classify(&e);
+                if super::clients::concerns_the_network(failure.code) {
+                    failure.reason.push_str(&self.endpoint_note(Service::Sts, request.route).await);
+                }
+                return Err(failure);
+            }
+        };
         let creds = output.credentials.ok_or_else(|| bad("the response carries no credentials"))?;
         let assumed = output.assumed_role_user.map(|u| u.arn).unwrap_or_else(|| request.role_arn.to_string());
         let expires = SystemTime::try_from(creds.expiration).ok();

@@ -59,7 +59,7 @@ impl NetworkSettings {
             dual_stack = self.use_dual_stack,
             ca_bundle = self.ca_bundle.as_ref().map(|c| c.path().display().to_string()).unwrap_or_else(|| "(system roots)".into()),
             proxy = %self.proxy.describe(),
-            resolve = %overrides.join("; "),
+            resolve = %if overrides.is_empty() { "none".to_string() } else { overrides.join("; ") },
             "network to AWS"
         );
     }

@@ -7,11 +7,12 @@ use crate::support::kube::KubeApi;
 use crate::support::stand_in;
 use crate::support::tls::{TestCa, TlsFront};
 use crate::support::world::REGION_LABEL;
-use crate::support::{Moto, REGION};
+use crate::support::{Moto, Provider, REGION};
 use std::path::Path;
 use std::process::Command;
 
 const PUBLIC: &str = "203.0.113.10";
+const CSI_DRIVER: &str = "secrets-store.csi.k8s.io";
 
 /// What one run printed and how it ended.
 struct Run {
@@ -75,13 +76,15 @@ fn a_healthy_node_passes_every_check_and_exits_0() {
     let front = TlsFront::start(&ca, &["localhost"], &moto.url());
     let kube = KubeApi::start();
     kube.node("node-1", &[(REGION_LABEL, REGION)]);
-    let sockets = tempfile::tempdir().expect("temp dir");
+    kube.csi_driver(CSI_DRIVER, &["sts.amazonaws.com", "pods.eks.amazonaws.com"], true);
+    let provider = Provider::start(&moto.url(), &["--local-credentials"]);
+    let sockets = provider.socket().parent().expect("the socket's directory");
     let url = front.url("localhost");
     let mut list = args(&["--require-private-endpoints", "--resolve", "localhost=127.0.0.1"]);
     for service in ["secretsmanager", "ssm", "sts"] {
         list.extend(args(&["--endpoint", &format!("{service}={url}")]));
     }
-    list.extend(args(&["--ca-bundle", &path(&ca.pem_path()), "--provider-volume", &path(sockets.path())]));
+    list.extend(args(&["--ca-bundle", &path(&ca.pem_path()), "--provider-volume", &path(sockets)]));
     list.extend(args(&["--failover-region", "us-east-1"]));
     let run = doctor(&list, &[("KUBECONFIG", path(&kube.kubeconfig())), ("NODE_NAME", "node-1".into())]);
 
@@ -90,6 +93,13 @@ fn a_healthy_node_passes_every_check_and_exits_0() {
     assert!(run.row("socket directory").starts_with("pass"), "{}", run.explain());
     assert!(run.row("kubernetes api").starts_with("pass"));
     assert!(run.row("get serviceaccounts").starts_with("pass"));
+    let socket = run.row("provider socket");
+    assert!(socket.starts_with("pass") && socket.contains("answers Version: csi-provider-aws"), "{socket}");
+    for audience in ["sts.amazonaws.com", "pods.eks.amazonaws.com"] {
+        assert!(run.row(&format!("token audience {audience}")).starts_with("pass"), "{}", run.explain());
+    }
+    assert!(run.row("requiresRepublish").starts_with("pass"), "{}", run.explain());
+    assert!(run.row("get nodes").starts_with("pass"), "region from the node's label: {}", run.explain());
     for region in [REGION, "us-east-1"] {
         for service in ["sts", "secretsmanager", "ssm"] {
             for step in ["endpoint", "dns", "tcp", "tls", "aws"] {
@@ -165,6 +175,51 @@ fn a_broken_node_fails_with_a_hint_on_every_failing_row_and_exits_1() {
     assert!(run.row("tls ssm@us-west-2").starts_with("skip"), "plain http has no TLS");
 }
 
+/// The cluster-side misconfigurations an SRE meets most: a CSIDriver that requests no Pod
+/// Identity token and does not republish, a ServiceAccount that may not get nodes, a second
+/// provider name with nothing serving on its socket. Each row says what to fix.
+#[test]
+fn a_misconfigured_cluster_gets_the_fix_for_each_check() {
+    let kube = KubeApi::start();
+    kube.node("node-1", &[(REGION_LABEL, REGION)]);
+    kube.forbid(&KubeApi::node_path("node-1"));
+    kube.csi_driver(CSI_DRIVER, &["sts.amazonaws.com"], false);
+    let sockets = tempfile::tempdir().expect("temp dir");
+    let env = [("KUBECONFIG", path(&kube.kubeconfig())), ("NODE_NAME", "node-1".to_string())];
+    let base = args(&["--provider-volume", &path(sockets.path()), "--provider-name", "aws-second"]);
+    let run = doctor(&base, &env);
+
+    assert_eq!(run.code, 1, "{}", run.explain());
+    let failing: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(failing.iter().all(|row| row.contains(" | hint: ")), "every failure has a hint:\n{}", run.explain());
+    let socket = run.row("provider socket");
+    assert!(socket.starts_with("FAIL") && socket.contains("aws-second.sock"), "{socket}");
+    assert!(socket.contains("--provider-name"), "{socket}");
+    assert!(run.row("token audience sts.amazonaws.com").starts_with("pass"), "{}", run.explain());
+    let pod_identity = run.row("token audience pods.eks.amazonaws.com");
+    assert!(pod_identity.starts_with("FAIL") && pod_identity.contains("tokenRequests"), "{pod_identity}");
+    assert!(pod_identity.contains("TokenMissing"), "{pod_identity}");
+    let republish = run.row("requiresRepublish");
+    assert!(republish.starts_with("warn") && republish.contains("enableSecretRotation=true"), "{republish}");
+    let nodes = run.row("get nodes");
+    assert!(nodes.starts_with("FAIL") && nodes.contains("get on nodes"), "{nodes}");
+    assert!(run.row("region").starts_with("FAIL"), "{}", run.explain());
+
+    // Only IRSA in use: the Pod Identity audience is not asked for.
+    let mut irsa = base.clone();
+    irsa.extend(args(&["--identity", "irsa", "--region", REGION]));
+    let run = doctor(&irsa, &env);
+    assert!(run.rows("token audience pods.eks.amazonaws.com").is_empty(), "{}", run.explain());
+    assert!(run.rows("get nodes").is_empty(), "the region comes from --region: {}", run.explain());
+
+    // No CSIDriver at all: the driver is not installed (or has another name).
+    let mut other = base.clone();
+    other.extend(args(&["--csi-driver", "not-installed.example.com"]));
+    let run = doctor(&other, &env);
+    let row = run.row("csidriver");
+    assert!(row.starts_with("FAIL") && row.contains("not found") && row.contains("--csi-driver"), "{row}");
+}
+
 #[test]
 fn bad_usage_exits_2() {
     let run = doctor(&args(&["--endpoint", "kms=https://kms.example.com"]), &[]);
@@ -179,14 +234,11 @@ fn through_a_proxy_the_proxy_is_resolved_connected_and_tunnelled() {
     let front = TlsFront::start(&ca, &["localhost"], &moto.url());
     let proxy = crate::support::proxy::TestProxy::start();
     let kube = KubeApi::start();
-    let sockets = tempfile::tempdir().expect("temp dir");
+    kube.csi_driver(CSI_DRIVER, &["sts.amazonaws.com", "pods.eks.amazonaws.com"], true);
+    let provider = Provider::start(&moto.url(), &["--local-credentials"]);
+    let sockets = provider.socket().parent().expect("the socket's directory");
     let mut list = args(&["--region", REGION, "--require-private-endpoints", "--ca-bundle", &path(&ca.pem_path())]);
-    list.extend(args(&[
-        "--provider-volume",
-        &path(sockets.path()),
-        "--endpoint",
-        &format!("AWS={}", front.url("localhost")),
-    ]));
+    list.extend(args(&["--provider-volume", &path(sockets), "--endpoint", &format!("AWS={}", front.url("localhost"))]));
     list.retain(|a| a != "--endpoint" && !a.starts_with("AWS="));
     let env = [
         ("KUBECONFIG", path(&kube.kubeconfig())),

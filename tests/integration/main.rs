@@ -9,12 +9,14 @@
 mod support;
 
 mod doctor;
+mod error_text;
 mod faults;
 mod fuzz_regressions;
 mod harness;
 mod identity;
 mod metrics;
 mod mount;
+mod mount_client;
 mod networking;
 mod resync;
 mod server;

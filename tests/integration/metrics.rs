@@ -42,6 +42,13 @@ fn value(metrics: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The value of the series, which must be exported (unlike [`value`], absent is a failure).
+fn exported(metrics: &str, series: &str) -> f64 {
+    let line = metrics.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '));
+    let line = line.unwrap_or_else(|| panic!("{series} is not exported:\n{metrics}"));
+    line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+}
+
 async fn mount(provider: &Provider, pod: &str, objects: &str) -> Result<(), tonic::Status> {
     let target = provider.target(&format!("{pod}-uid"));
     let request = mount_request(&attrs(pod, objects, &[]), &target);
@@ -104,6 +111,56 @@ async fn counters_move_with_successful_and_failing_mounts() {
 }
 
 #[tokio::test]
+async fn every_series_exists_before_the_first_mount_with_the_process_metrics() {
+    let Some(moto) = Moto::start() else { return };
+    let provider = Provider::start(&moto.url(), &["--local-credentials", "--cache-max-entries", "77"]);
+    let addr = admin_addr(&provider);
+    let (status, m) = get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    for kind in ["first", "resync"] {
+        for code in
+            ["InvalidParameters", "TokenMissing", "IdentityFailed", "NotFound", "EndpointUnreachable", "Internal"]
+        {
+            let series =
+                format!(r#"csi_provider_aws_mount_requests_total{{outcome="error",code="{code}",kind="{kind}"}}"#);
+            assert_eq!(exported(&m, &series), 0.0, "{series}");
+        }
+        let series = format!(r#"csi_provider_aws_mount_requests_total{{outcome="success",code="",kind="{kind}"}}"#);
+        assert_eq!(exported(&m, &series), 0.0);
+        assert_eq!(exported(&m, &format!(r#"csi_provider_aws_mount_duration_seconds_count{{kind="{kind}"}}"#)), 0.0);
+    }
+    assert_eq!(exported(&m, r#"csi_provider_aws_sts_exchanges_total{outcome="success"}"#), 0.0);
+    let sts =
+        r#"csi_provider_aws_aws_calls_total{service="sts",operation="AssumeRoleWithWebIdentity",outcome="success"}"#;
+    assert_eq!(exported(&m, sts), 0.0);
+    assert_eq!(exported(&m, "csi_provider_aws_cache_bytes"), 0.0);
+    assert_eq!(exported(&m, "csi_provider_aws_cache_max_entries"), 77.0);
+    assert!(exported(&m, "csi_provider_aws_cache_max_bytes") > 0.0);
+    assert_eq!(exported(&m, "csi_provider_aws_ready"), 1.0, "socket bound, local credentials");
+    // The standard process metrics, unprefixed.
+    assert!(exported(&m, "process_resident_memory_bytes") > 1_000_000.0, "{m}");
+    assert!(exported(&m, "process_virtual_memory_bytes") > 0.0);
+    assert!(exported(&m, "process_cpu_seconds_total") >= 0.0);
+    assert!(exported(&m, "process_open_fds") >= 3.0);
+    assert!(exported(&m, "process_max_fds") >= exported(&m, "process_open_fds"));
+    assert!(exported(&m, "process_threads") >= 1.0);
+    let started = exported(&m, "process_start_time_seconds");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    assert!((now - 300.0..=now + 5.0).contains(&started), "started {started}, now {now}");
+    // Every family has its HELP and TYPE.
+    let families: std::collections::BTreeSet<&str> =
+        m.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
+    for line in m.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        let family =
+            families.iter().any(|f| name == *f || name.strip_prefix(f).is_some_and(|rest| rest.starts_with('_')));
+        assert!(family, "{name} has no # TYPE line in\n{m}");
+    }
+    assert!(families.len() >= 20, "{families:?}");
+    assert!(m.lines().filter(|l| l.starts_with("# HELP ")).count() >= families.len());
+}
+
+#[tokio::test]
 async fn secret_names_appear_only_when_the_admin_opts_in() {
     let Some(moto) = Moto::start() else { return };
     let provider = Provider::start(&moto.url(), &["--local-credentials", "--metrics-secret-names"]);
@@ -128,6 +185,7 @@ async fn readiness_needs_the_socket_and_a_configured_kubernetes_api() {
         .start();
     let addr = admin_addr(&pod_mode);
     assert_eq!(get(&addr, "/readyz").0, 503, "pod identity without a Kubernetes API is not ready");
+    assert_eq!(exported(&get(&addr, "/metrics").1, "csi_provider_aws_ready"), 0.0, "and says so in /metrics");
     assert_eq!(get(&addr, "/healthz").0, 200, "but alive");
 }
 

@@ -1,5 +1,6 @@
-//! A Kubernetes API stand-in: serves the ServiceAccounts and Nodes a test defines, answers 404
-//! with a Kubernetes `Status` for anything else, and counts requests per path.
+//! A Kubernetes API stand-in: serves the ServiceAccounts, Nodes and CSIDrivers a test defines,
+//! answers 403 for paths a test forbids and 404 with a Kubernetes `Status` for anything else, and
+//! counts requests per path.
 //!
 //! ```ignore
 //! let kube = KubeApi::start();
@@ -42,6 +43,10 @@ struct State {
     service_accounts: HashMap<(String, String), Map<String, Value>>,
     /// name → labels.
     nodes: HashMap<String, Map<String, Value>>,
+    /// name → spec.
+    csi_drivers: HashMap<String, Value>,
+    /// Paths answered 403.
+    forbidden: Vec<String>,
     requests: Vec<KubeRequest>,
 }
 
@@ -101,6 +106,19 @@ impl KubeApi {
     pub fn node(&self, name: &str, labels: &[(&str, &str)]) {
         let map = labels.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
         self.lock().nodes.insert(name.into(), map);
+    }
+
+    /// Defines (or replaces) a CSIDriver with these token audiences and `requiresRepublish`.
+    pub fn csi_driver(&self, name: &str, audiences: &[&str], requires_republish: bool) {
+        let requests: Vec<Value> = audiences.iter().map(|a| json!({"audience": a})).collect();
+        let spec = json!({"attachRequired": false, "podInfoOnMount": true, "tokenRequests": requests,
+                          "requiresRepublish": requires_republish, "volumeLifecycleModes": ["Ephemeral"]});
+        self.lock().csi_drivers.insert(name.into(), spec);
+    }
+
+    /// Answers 403 Forbidden for `path` from now on (as RBAC would).
+    pub fn forbid(&self, path: &str) {
+        self.lock().forbidden.push(path.into());
     }
 
     /// How many requests (any method, any query) came for `path`, e.g.
@@ -164,6 +182,9 @@ fn answer(state: &Mutex<State>, req: Request<Bytes>) -> Reply {
     };
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
     state.requests.push(record.clone());
+    if state.forbidden.contains(&record.path) {
+        return status(StatusCode::FORBIDDEN, "Forbidden", "forbidden by the test's RBAC");
+    }
 
     if req.method() != Method::GET {
         return status(
@@ -208,6 +229,16 @@ fn answer(state: &Mutex<State>, req: Request<Bytes>) -> Reply {
                 object(partial, "Node", metadata)
             }
             None => not_found("nodes", name),
+        },
+        ["apis", "storage.k8s.io", "v1", "csidrivers", name] => match state.csi_drivers.get(*name) {
+            Some(spec) => {
+                let metadata = json!({"name": name, "uid": format!("csidriver-{name}-uid"), "resourceVersion": "1",
+                                      "creationTimestamp": "2024-01-01T00:00:00Z"});
+                let body =
+                    json!({"kind": "CSIDriver", "apiVersion": "storage.k8s.io/v1", "metadata": metadata, "spec": spec});
+                stand_in::json(StatusCode::OK, &body)
+            }
+            None => not_found("csidrivers.storage.k8s.io", name),
         },
         _ => status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource"),
     }
