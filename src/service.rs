@@ -177,6 +177,24 @@ fn grpc_code(code: ErrorCode) -> Code {
 mod tests {
     use super::*;
 
+    /// The two codes a request cannot cause from outside (tests/integration/error_text.rs
+    /// induces the others on the real binary): their status messages are text for people too.
+    #[tokio::test]
+    async fn write_and_internal_failures_read_as_text() {
+        let full = std::io::Error::from_raw_os_error(28);
+        let write = MountError::Write(crate::write::WriteError::Io { op: "rename", path: "..data".into(), error: full });
+        let panicked = tokio::spawn(async { panic!("a bug") }).await.expect_err("the task panics");
+        let internal = MountError::Internal(format!("the write task failed: {panicked}"));
+        for (err, code) in [(write, "WriteFailed: "), (internal, "Internal: ")] {
+            let status = status_from(&err);
+            let message = status.message();
+            assert!(message.starts_with(code), "{message}");
+            for marker in ["Os {", "kind: ", "Some(", "JoinError", "::"] {
+                assert!(!message.contains(marker), "{marker:?} in {message}");
+            }
+        }
+    }
+
     #[test]
     fn only_transient_codes_are_unavailable() {
         for code in ErrorCode::ALL {
