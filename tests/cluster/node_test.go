@@ -553,6 +553,7 @@ func (n *node) down() {
 
 func (n *node) restoreHost(warn func(string, ...any)) {
 	b := n.before
+	undo := func(what string) { fmt.Fprintf(os.Stderr, "cluster: node: undo %s\n", what) }
 	// Mounts under our directory (kubelet's shared bind mount of its root, pod volumes,
 	// containerd's overlay and shm mounts) are undone by runMain; network namespaces the CRI
 	// left behind here.
@@ -562,6 +563,8 @@ func (n *node) restoreHost(warn func(string, ...any)) {
 			_ = syscall.Unmount(p, syscall.MNT_DETACH)
 			if err := os.Remove(p); err != nil {
 				warn("remove %s: %v", p, err)
+			} else {
+				undo("network namespace " + p)
 			}
 		}
 	}
@@ -583,6 +586,12 @@ func (n *node) restoreHost(warn func(string, ...any)) {
 				warn("rmdir %s: %v", dirs[i], err)
 			}
 		}
+		if len(dirs) > 0 {
+			undo(fmt.Sprintf("cgroup %s (%d directories)", root, len(dirs)))
+		}
+	}
+	if n.bridgeMade {
+		undo("link " + n.bridge)
 	}
 	n.deleteBridge()
 	for k, v := range b.sysctls {
@@ -590,6 +599,8 @@ func (n *node) restoreHost(warn func(string, ...any)) {
 		if err == nil && strings.TrimSpace(string(now)) != v {
 			if err := os.WriteFile(sysctlPath(k), []byte(v), 0o644); err != nil {
 				warn("restore sysctl %s=%s: %v", k, v, err)
+			} else {
+				undo(fmt.Sprintf("sysctl %s=%s (kubelet set %s)", k, v, strings.TrimSpace(string(now))))
 			}
 		}
 	}
@@ -604,6 +615,8 @@ func (n *node) restoreHost(warn func(string, ...any)) {
 				if len(f) == 3 {
 					if out, err := exec.Command("nft", "delete", "table", f[1], f[2]).CombinedOutput(); err != nil {
 						warn("nft delete %s: %v: %s", t, err, out)
+					} else {
+						undo("nft " + t)
 					}
 				}
 			}
@@ -616,6 +629,8 @@ func (n *node) restoreHost(warn func(string, ...any)) {
 		if _, err := os.Lstat(p); err == nil {
 			if err := os.RemoveAll(p); err != nil {
 				warn("remove %s: %v", p, err)
+			} else {
+				undo("path " + p)
 			}
 		}
 	}
@@ -647,6 +662,13 @@ func (n *node) hostChanges() []string {
 	}
 	if _, err := net.InterfaceByName(n.bridge); err == nil {
 		out = append(out, "link "+n.bridge)
+	}
+	// No process of the node is left (containerd's shims name its socket on their command line).
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && n.criSock != "" && strings.Contains(string(b), n.criSock) {
+			out = append(out, "process "+filepath.Base(filepath.Dir(p))+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
 	}
 	return out
 }
