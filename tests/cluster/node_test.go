@@ -503,7 +503,10 @@ func deleteAllPods(timeout time.Duration) error {
 		if err == nil && len(pods.Items) == 0 {
 			return nil
 		}
-		if time.Now().After(deadline) || w.node.kubelet.exited() {
+		if aliveErr := w.procs.alive(); aliveErr != nil {
+			return fmt.Errorf("deleting the pods: %w", aliveErr)
+		}
+		if time.Now().After(deadline) {
 			return fmt.Errorf("pods not deleted within %v: %v", timeout, err)
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -383,6 +383,7 @@ func (s *suite) podsRun() {
 	if p1 == nil {
 		s.t.FailNow()
 	}
+	s.t.Run("rotation-unchanged", func(t *testing.T) { s.podRotationUnchanged(t, p1) })
 	s.t.Run("rotation", func(t *testing.T) { s.podRotation(t, p1) })
 	s.t.Run("pod-deletion", func(t *testing.T) { s.podDeletion(t, p1) })
 }
@@ -448,6 +449,38 @@ func (s *suite) podMount(t *testing.T) *podVolume {
 		t.Errorf("provider pod %s's log does not mention %s/p1:\n%s", w.providerPodName, s.ns, tailLines(logs, 20))
 	}
 	return pv
+}
+
+// podRotationUnchanged: with nothing changed in AWS, the next rotation reaches AWS (the provider
+// is called: v1.6 on kubelet's republish, v1.5 by its poll) and the container sees nothing move.
+func (s *suite) podRotationUnchanged(t *testing.T, pv *podVolume) {
+	before, err := readInside(pv.pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := w.proxy.mark()
+	start := time.Now()
+	err = w.procs.waitFor("a rotation reading AWS", 2*time.Minute, func() error {
+		if len(awsReads(w.proxy.since(mark))) == 0 {
+			return fmt.Errorf("no Secrets Manager or SSM read yet")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a rotation read AWS %v after the mark", time.Since(start).Round(10*time.Millisecond))
+	time.Sleep(500 * time.Millisecond) // the rest of that rotation's reads and writes
+	after, err := readInside(pv.pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := after.check(s.mainFiles("u1", "p1", "c1")); err != nil {
+		t.Fatalf("inside the container: %v", err)
+	}
+	if after.data != before.data {
+		t.Errorf("nothing changed, but ..data moved: %s -> %s", before.data, after.data)
+	}
 }
 
 // podRotation: new values in AWS reach the running container (v1.6 through kubelet's
