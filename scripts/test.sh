@@ -116,8 +116,8 @@ step_cluster() {
 
 # Not in STEPS (its cold cost does not fit CI; run it by name: scripts/test.sh cluster-pods):
 # the cluster step's control plane plus a real node, kubelet v1.35 and Debian's containerd, runc
-# and CNI plugins, as the test's own processes on a bridge of its own. Our chart's DaemonSet runs
-# as a real pod of our image (scripts/build-image.sh, in a private Docker engine), the driver as
+# and CNI plugins, as the test's own processes on a bridge of its own, with kube-controller-manager
+# and kube-scheduler. Our chart's DaemonSet runs as a real pod of our image (scripts/build-image.sh, in a private Docker engine), the driver as
 # a host process registered with kubelet, and app pods read their SecretProviderClass volumes
 # from inside their containers (tests/cluster/README.md). Every host change is undone after.
 step_cluster-pods() {

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,7 +32,8 @@ import (
 )
 
 // podsEnvKeys are what run.sh passes in the pods mode.
-var podsEnvKeys = []string{"KUBELET_BIN", "CONTAINERD_BIN", "CTR_BIN", "CNI_BIN_DIR", "IMAGES_DIR"}
+var podsEnvKeys = []string{"KUBELET_BIN", "CONTAINERD_BIN", "CTR_BIN", "CNI_BIN_DIR", "IMAGES_DIR",
+	"KUBE_CONTROLLER_MANAGER", "KUBE_SCHEDULER"}
 
 const (
 	driverName    = "secrets-store.csi.k8s.io"
@@ -62,6 +64,8 @@ var watchedPaths = []string{"/var/lib/kubelet", "/var/log/pods", "/var/log/conta
 type node struct {
 	dir, bridge, addr, subnet string
 	kubeletBin, containerdBin string
+	kcmBin, schedulerBin      string
+	kcm, scheduler            *process
 	ctrBin, cniBin, images    string
 	providerImage             string
 	providerTag               string
@@ -77,6 +81,7 @@ func newNode(env map[string]string) (*node, error) {
 	n := &node{
 		dir: filepath.Join(w.root, "node"), kubeletBin: env["KUBELET_BIN"], containerdBin: env["CONTAINERD_BIN"],
 		ctrBin: env["CTR_BIN"], cniBin: env["CNI_BIN_DIR"], images: env["IMAGES_DIR"],
+		kcmBin: env["KUBE_CONTROLLER_MANAGER"], schedulerBin: env["KUBE_SCHEDULER"],
 		providerImage: providerImage, providerTag: providerTag,
 	}
 	if err := os.MkdirAll(n.dir, 0o755); err != nil {
@@ -214,16 +219,47 @@ func (n *node) up(w *world) error {
 	if err := n.startKubelet(w); err != nil {
 		return err
 	}
-	// The kube-root-ca.crt ConfigMap the default token volume needs (kube-controller-manager's
-	// publisher would create it).
-	ca, err := os.ReadFile(w.pki.CAFile)
+	return n.startControllers(w)
+}
+
+// startControllers runs kube-controller-manager (the DaemonSet controller, the garbage collector
+// and the kube-root-ca.crt publisher the default token volume needs) and kube-scheduler, with
+// the admin credentials, serving only on 127.0.0.1.
+func (n *node) startControllers(w *world) error {
+	kcmPort, err := freePort()
 	if err != nil {
 		return err
 	}
-	_, err = w.kube.CoreV1().ConfigMaps(providerNS).Create(ctx(), &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": string(ca)},
-	}, metav1.CreateOptions{})
-	return err
+	schedPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	kcm, err := startProcess("kube-controller-manager", w.logs, exec.Command(n.kcmBin,
+		"--kubeconfig="+w.admin, "--authentication-kubeconfig="+w.admin, "--authorization-kubeconfig="+w.admin,
+		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(kcmPort),
+		"--cert-dir="+filepath.Join(n.dir, "kcm-certs"),
+		"--leader-elect=false", "--root-ca-file="+w.pki.CAFile,
+		"--controllers=daemonset-controller,garbage-collector-controller,root-ca-certificate-publisher-controller",
+		"--v=1"))
+	if err != nil {
+		return err
+	}
+	n.kcm = kcm
+	w.procs.add(kcm)
+	sched, err := startProcess("kube-scheduler", w.logs, exec.Command(n.schedulerBin,
+		"--kubeconfig="+w.admin, "--authentication-kubeconfig="+w.admin, "--authorization-kubeconfig="+w.admin,
+		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(schedPort),
+		"--cert-dir="+filepath.Join(n.dir, "scheduler-certs"),
+		"--leader-elect=false", "--v=1"))
+	if err != nil {
+		return err
+	}
+	n.scheduler = sched
+	w.procs.add(sched)
+	return w.procs.waitFor("kube-root-ca.crt published in "+providerNS, 60*time.Second, func() error {
+		_, err := w.kube.CoreV1().ConfigMaps(providerNS).Get(ctx(), "kube-root-ca.crt", metav1.GetOptions{})
+		return err
+	})
 }
 
 func (n *node) startContainerd() error {
@@ -516,6 +552,13 @@ func deleteAllPods(timeout time.Duration) error {
 // down stops the pods, kubelet and containerd (in that order) and restores the host.
 func (n *node) down() {
 	warn := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "cluster: node: "+format+"\n", args...) }
+	// The controllers first: the DaemonSet controller would recreate its pod.
+	for _, p := range []*process{n.scheduler, n.kcm} {
+		if p != nil {
+			p.stop()
+			w.procs.remove(p)
+		}
+	}
 	if n.kubelet != nil && !n.kubelet.exited() {
 		if err := deleteAllPods(90 * time.Second); err != nil {
 			warn("%v", err)

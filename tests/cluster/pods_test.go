@@ -111,66 +111,65 @@ func (s *suite) podsSetUp() {
 	})
 }
 
-// providerPod deletes the chart's DaemonSet pod if one runs and creates it anew from the
-// DaemonSet's current template, the way the DaemonSet controller would (no kube-controller-manager
-// or scheduler runs here): generateName, the template's labels and spec, a controller owner
-// reference to the DaemonSet, the tolerations the controller adds, bound to the node. Then waits
-// until it is Ready and its socket is on the host.
+// providerPod waits for the chart's DaemonSet pod of the DaemonSet's current template: the
+// DaemonSet controller (kube-controller-manager) creates it (replacing the previous one after
+// an upgrade, as the chart's RollingUpdate strategy says), kube-scheduler binds it to the node,
+// kubelet runs it; it is Ready (the chart's readiness probe) and the DaemonSet's status counts it.
 func (w *world) providerPod() (*corev1.Pod, error) {
-	if w.providerPodName != "" {
-		old, err := w.kube.CoreV1().Pods(providerNS).Get(ctx(), w.providerPodName, metav1.GetOptions{})
-		if err == nil {
-			if err := w.kube.CoreV1().Pods(providerNS).Delete(ctx(), old.Name, metav1.DeleteOptions{}); err != nil {
-				return nil, err
-			}
-			if err := waitPodGone(old, 60*time.Second); err != nil {
-				return nil, err
-			}
+	var pod *corev1.Pod
+	err := w.procs.waitFor("the DaemonSet's pod of its current template Ready", 2*time.Minute, func() error {
+		ds, err := w.kube.AppsV1().DaemonSets(providerNS).Get(ctx(), releaseName, metav1.GetOptions{})
+		if err != nil {
+			return err
 		}
-		w.providerPodName = ""
-	}
-	ds, err := w.kube.AppsV1().DaemonSets(providerNS).Get(ctx(), releaseName, metav1.GetOptions{})
-	if err != nil {
-		return nil, err
-	}
-	yes := true
-	tmpl := ds.Spec.Template.DeepCopy()
-	labels := map[string]string{}
-	for k, v := range tmpl.Labels {
-		labels[k] = v
-	}
-	labels["pod-template-generation"] = strconv.FormatInt(ds.Generation, 10)
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: ds.Name + "-", Namespace: providerNS, Labels: labels, Annotations: tmpl.Annotations,
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: ds.Name,
-				UID: ds.UID, Controller: &yes, BlockOwnerDeletion: &yes}},
-		},
-		Spec: tmpl.Spec,
-	}
-	pod.Spec.NodeName = nodeName
-	for _, taint := range []struct {
-		key    string
-		effect corev1.TaintEffect
-	}{
-		{"node.kubernetes.io/not-ready", corev1.TaintEffectNoExecute},
-		{"node.kubernetes.io/unreachable", corev1.TaintEffectNoExecute},
-		{"node.kubernetes.io/disk-pressure", corev1.TaintEffectNoSchedule},
-		{"node.kubernetes.io/memory-pressure", corev1.TaintEffectNoSchedule},
-		{"node.kubernetes.io/pid-pressure", corev1.TaintEffectNoSchedule},
-		{"node.kubernetes.io/unschedulable", corev1.TaintEffectNoSchedule},
-	} {
-		pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{Key: taint.key,
-			Operator: corev1.TolerationOpExists, Effect: taint.effect})
-	}
-	_ = os.Remove(filepath.Join(w.providerDir, "aws.sock"))
-	pod, err = w.kube.CoreV1().Pods(providerNS).Create(ctx(), pod, metav1.CreateOptions{})
+		pods, err := w.kube.CoreV1().Pods(providerNS).List(ctx(), metav1.ListOptions{
+			LabelSelector: metav1.FormatLabelSelector(ds.Spec.Selector)})
+		if err != nil {
+			return err
+		}
+		gen := strconv.FormatInt(ds.Generation, 10)
+		var current []corev1.Pod
+		for _, p := range pods.Items {
+			owner := metav1.GetControllerOf(&p)
+			if owner == nil || owner.UID != ds.UID {
+				return fmt.Errorf("pod %s is not the DaemonSet's", p.Name)
+			}
+			if p.DeletionTimestamp != nil || p.Labels["pod-template-generation"] != gen {
+				return fmt.Errorf("pod %s of template generation %s still there", p.Name, p.Labels["pod-template-generation"])
+			}
+			current = append(current, p)
+		}
+		if len(current) != 1 {
+			return fmt.Errorf("%d pods of generation %s", len(current), gen)
+		}
+		p := current[0]
+		if p.Spec.NodeName != nodeName {
+			return fmt.Errorf("pod %s not bound to %s yet", p.Name, nodeName)
+		}
+		ready := false
+		for _, c := range p.Status.Conditions {
+			ready = ready || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
+		}
+		if !ready {
+			return fmt.Errorf("pod %s: phase %s, containers %+v; events: %s", p.Name, p.Status.Phase,
+				p.Status.ContainerStatuses, podEvents(&p))
+		}
+		if st := ds.Status; st.ObservedGeneration != ds.Generation || st.NumberReady != 1 || st.UpdatedNumberScheduled != 1 {
+			return fmt.Errorf("DaemonSet status %+v", st)
+		}
+		pod = &p
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	w.providerPodName = pod.Name
-	if err := waitPodReady(pod, 90*time.Second); err != nil {
-		return nil, err
+	// The DaemonSet controller pins its pod to the node with node affinity; the scheduler bound it.
+	if a := pod.Spec.Affinity; a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return nil, fmt.Errorf("pod %s has no node affinity: not made by the DaemonSet controller?", pod.Name)
+	}
+	if ev := podEvents(pod); !strings.Contains(ev, "Scheduled: ") {
+		return nil, fmt.Errorf("pod %s: no Scheduled event from the scheduler: %s", pod.Name, ev)
 	}
 	if err := w.procs.waitFor("provider socket on the host", 10*time.Second, func() error {
 		_, err := os.Stat(filepath.Join(w.providerDir, "aws.sock"))
@@ -178,7 +177,7 @@ func (w *world) providerPod() (*corev1.Pod, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return w.kube.CoreV1().Pods(providerNS).Get(ctx(), pod.Name, metav1.GetOptions{})
+	return pod, nil
 }
 
 func waitPodReady(pod *corev1.Pod, timeout time.Duration) error {
@@ -530,6 +529,16 @@ func (s *suite) podDeletion(t *testing.T, pv *podVolume) {
 		t.Fatal(err)
 	}
 	t.Logf("pod deleted (kubelet confirmed) %v after the request", time.Since(start).Round(10*time.Millisecond))
+	// The garbage collector deletes the SecretProviderClassPodStatus (owned by the pod).
+	if err := w.procs.waitFor("SecretProviderClassPodStatus garbage-collected", 60*time.Second, func() error {
+		_, err := w.dyn.Resource(spcpsGVR).Namespace(s.ns).Get(ctx(), spcpsName(pv), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (%v)", err)
+	}); err != nil {
+		t.Error(err)
+	}
 	podDir := filepath.Join(w.kubelet, "pods", string(pv.pod.UID))
 	err := w.procs.waitFor("pod directory removed", 60*time.Second, func() error {
 		if mounts := mountsUnder(podDir); len(mounts) > 0 {

@@ -15,7 +15,8 @@
 # The pods mode adds a real node: kubelet (built from tests/cluster/kubelet-k8s, v1.35, the last
 # release that runs with containerd 1.x) and Debian's containerd, runc and CNI plugins (installed
 # when missing), our image (scripts/build-image.sh, in a private Docker engine) with a pause image
-# and a busybox-static app image (FROM scratch, built here) imported into containerd. Our chart's
+# and a busybox-static app image (FROM scratch, built here) imported into containerd, and
+# kube-controller-manager and kube-scheduler (tests/cluster/controllers-k8s). Our chart's
 # DaemonSet runs as a real pod, app pods mount SecretProviderClasses (TestPods). Instead of the
 # debug provider it needs the static release binary (RELEASE_BIN, else build_release_binary).
 #
@@ -145,28 +146,36 @@ build_driver() {
   printf '%s\n' "$dir"
 }
 
-# kubelet the same way, from tests/cluster/kubelet-k8s.
-build_kubelet() {
-  local key dir start minor
-  key="$(cache_key "kubelet-${KUBELET_VERSION}" tests/cluster/kubelet-k8s/go.mod tests/cluster/kubelet-k8s/go.sum)"
+# build_k8s_cmd MODULE VERSION CMD: k8s.io/kubernetes/cmd/CMD from tests/cluster/MODULE (a
+# wrapper module like k8s/) into the cache, once; prints the binary's path. The pods mode's
+# kubelet (kubelet-k8s/, v1.35) and controllers (controllers-k8s/, the API server's version).
+build_k8s_cmd() {
+  local module="$1" version="$2" cmd="$3" key dir bin start minor
+  key="$(cache_key "${cmd}-${version}" "tests/cluster/${module}/go.mod" "tests/cluster/${module}/go.sum")"
   dir="${CACHE}/${key}"
-  KUBELET="${dir}/kubelet"
-  [[ -x "$KUBELET" ]] && return 0
-  log "building kubelet ${KUBELET_VERSION} into ${dir} (cold: ~8 CPU-minutes)"
-  start=$SECONDS
-  mkdir -p "$dir"
-  minor="${KUBELET_VERSION#v1.}"
-  minor="${minor%%.*}"
-  (cd tests/cluster/kubelet-k8s && nice -n 5 go build -o "${KUBELET}.tmp" -ldflags "-s -w \
-    -X k8s.io/component-base/version.gitVersion=${KUBELET_VERSION} \
-    -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor}" \
-    k8s.io/kubernetes/cmd/kubelet)
-  mv "${KUBELET}.tmp" "$KUBELET"
-  log "kubelet built in $((SECONDS - start))s"
+  bin="${dir}/${cmd}"
+  if [[ ! -x "$bin" ]]; then
+    log "building ${cmd} ${version} into ${dir}"
+    start=$SECONDS
+    mkdir -p "$dir"
+    minor="${version#v1.}"
+    minor="${minor%%.*}"
+    (cd "tests/cluster/${module}" && nice -n 5 go build -o "${bin}.tmp" -ldflags "-s -w \
+      -X k8s.io/component-base/version.gitVersion=${version} \
+      -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor}" \
+      "k8s.io/kubernetes/cmd/${cmd}") >&2
+    mv "${bin}.tmp" "$bin"
+    log "${cmd} built in $((SECONDS - start))s"
+  fi
+  printf '%s\n' "$bin"
 }
 
 build_apiserver
-if [[ "$MODE" == pods ]]; then build_kubelet; fi
+if [[ "$MODE" == pods ]]; then
+  KUBELET="$(build_k8s_cmd kubelet-k8s "$KUBELET_VERSION" kubelet)"
+  KUBE_CONTROLLER_MANAGER="$(build_k8s_cmd controllers-k8s "$KUBERNETES_VERSION" kube-controller-manager)"
+  KUBE_SCHEDULER="$(build_k8s_cmd controllers-k8s "$KUBERNETES_VERSION" kube-scheduler)"
+fi
 DRIVER_V16_DIR="$(build_driver "${DRIVER_VERSIONS[0]}")"
 DRIVER_V15_DIR="$(build_driver "${DRIVER_VERSIONS[1]}")"
 flock -u 9
@@ -230,7 +239,8 @@ build_images() {
 }
 if [[ "$MODE" == pods ]]; then
   build_images
-  TEST_MODE_ENV=(CLUSTER_PODS=1 KUBELET_BIN="$KUBELET" CONTAINERD_BIN="$(command -v containerd)"
+  TEST_MODE_ENV=(CLUSTER_PODS=1 KUBELET_BIN="$KUBELET" KUBE_CONTROLLER_MANAGER="$KUBE_CONTROLLER_MANAGER"
+    KUBE_SCHEDULER="$KUBE_SCHEDULER" CONTAINERD_BIN="$(command -v containerd)"
     CTR_BIN="$(command -v ctr)" CNI_BIN_DIR=/usr/lib/cni IMAGES_DIR="$IMAGES_DIR")
   TEST_RUN=(-test.run 'TestPods' -test.timeout=25m)
 else
