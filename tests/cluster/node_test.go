@@ -286,6 +286,11 @@ func (n *node) startContainerd() error {
 	if err := os.Rename(tmp, filepath.Join(cniConf, "10-cluster-pods.conflist")); err != nil {
 		return err
 	}
+	// The streaming server (exec, logs through kubelet) on a port below 32768, like every other.
+	streamPort, err := freePort()
+	if err != nil {
+		return err
+	}
 	cfg := fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -302,7 +307,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   # This machine's processes lack CAP_SYS_RESOURCE: a negative oom_score_adj is refused.
   restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
+  stream_server_port = "%d"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -314,7 +319,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = %q
     conf_dir = %q
 `, filepath.Join(d, "root"), filepath.Join(d, "state"), n.criSock, n.criSock+".ttrpc", filepath.Join(d, "opt"),
-		pauseImage, n.cniBin, cniConf)
+		pauseImage, streamPort, n.cniBin, cniConf)
 	cfgFile := filepath.Join(d, "config.toml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		return err
