@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -298,13 +299,28 @@ type inside struct {
 }
 
 // The script the container runs: the mount's file-system type, ..data, and for each visible
-// entry its link target, mode (of what it points to) and base64 content.
+// entry its link target, mode (of what it points to) and base64 content; ..data again at the
+// end, so a snapshot taken across a swap is refused (and read again) rather than mixed.
 const readScript = `b=/bin/busybox; cd /mnt/secrets || exit 1
 $b awk '$2 == "/mnt/secrets" { print "fstype " $3 }' /proc/mounts
 echo "data $($b readlink ..data)"
-for f in *; do echo "file $f $($b readlink "$f") $($b stat -L -c %a "$f") $($b base64 -w0 "$f")"; done`
+for f in *; do echo "file $f $($b readlink "$f") $($b stat -L -c %a "$f") $($b base64 -w0 "$f")"; done
+echo "dataend $($b readlink ..data)"`
 
 func readInside(pod *corev1.Pod) (*inside, error) {
+	var err error
+	for range 5 {
+		var v *inside
+		if v, err = readInsideOnce(pod); !errors.Is(err, errSwapped) {
+			return v, err
+		}
+	}
+	return nil, err
+}
+
+var errSwapped = errors.New("..data moved while reading")
+
+func readInsideOnce(pod *corev1.Pod) (*inside, error) {
 	out, err := execIn(pod, "/bin/busybox", "sh", "-c", readScript)
 	if err != nil {
 		return nil, err
@@ -318,6 +334,10 @@ func readInside(pod *corev1.Pod) (*inside, error) {
 		case len(f) >= 1 && f[0] == "data":
 			if len(f) == 2 {
 				v.data = f[1]
+			}
+		case len(f) >= 1 && f[0] == "dataend":
+			if end := strings.Join(f[1:], ""); end != v.data {
+				return nil, fmt.Errorf("%w (%s -> %s)", errSwapped, v.data, end)
 			}
 		case len(f) >= 4 && f[0] == "file":
 			mode, err := strconv.ParseUint(f[3], 8, 32)
