@@ -121,6 +121,16 @@ step_cluster() {
   bash tests/cluster/run.sh
 }
 
+# Not in STEPS (its cold cost does not fit CI; run it by name: scripts/test.sh cluster-pods):
+# the cluster step's control plane plus a real node, kubelet v1.35 and Debian's containerd, runc
+# and CNI plugins, as the test's own processes on a bridge of its own, with kube-controller-manager
+# and kube-scheduler. Our chart's DaemonSet runs as a real pod of our image (scripts/build-image.sh, in a private Docker engine), the driver as
+# a host process registered with kubelet, and app pods read their SecretProviderClass volumes
+# from inside their containers (tests/cluster/README.md). Every host change is undone after.
+step_cluster-pods() {
+  bash tests/cluster/run.sh pods
+}
+
 # The container image, built and run: scripts/check-image.sh (a Docker engine, started here when
 # none answers; the shared static release build; --version with --network none; the provider in
 # a container, Version and a Mount through the bind-mounted socket, the written files checked).

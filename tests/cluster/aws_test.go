@@ -121,9 +121,9 @@ type awsProxy struct {
 
 var credentialRE = regexp.MustCompile(`Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/`)
 
-func startAWSProxy(motoURL string, port int) (*awsProxy, error) {
+func startAWSProxy(motoURL, host string, port int) (*awsProxy, error) {
 	p := &awsProxy{moto: motoURL, deniedRole: map[string]bool{}, keyRole: map[string]string{}, outage: map[string]bool{}}
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", host, port))
 	if err != nil {
 		return nil, err
 	}
@@ -276,9 +276,9 @@ type agent struct {
 
 const agentKey = "ASIAPODIDENTITYAGENT"
 
-func startAgent(port int, review func(string) (string, bool)) (*agent, error) {
+func startAgent(port int, host string, review func(string) (string, bool)) (*agent, error) {
 	a := &agent{review: review}
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", host, port))
 	if err != nil {
 		return nil, err
 	}

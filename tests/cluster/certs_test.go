@@ -21,6 +21,7 @@ import (
 // admin client certificate (system:masters) and the service-account signing key.
 type pki struct {
 	dir        string
+	hostAddr   string
 	caCert     *x509.Certificate
 	caKey      *ecdsa.PrivateKey
 	CAFile     string
@@ -32,11 +33,12 @@ type pki struct {
 	SAPub      string
 }
 
-func newPKI(dir string) (*pki, error) {
+// newPKI makes them; the serving certificate names 127.0.0.1 and hostAddr.
+func newPKI(dir, hostAddr string) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &pki{dir: dir}
+	p := &pki{dir: dir, hostAddr: hostAddr}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -101,7 +103,7 @@ func (p *pki) issue(name string, subject pkix.Name, server bool) (certFile, keyF
 	}
 	if server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1")}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1"), net.ParseIP(p.hostAddr)}
 		tmpl.DNSNames = []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)

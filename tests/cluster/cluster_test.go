@@ -93,6 +93,9 @@ func TestChartRBAC(t *testing.T) {
 }
 
 func TestCluster(t *testing.T) {
+	if w.pods {
+		t.Skip("the cluster-pods mode runs TestPods")
+	}
 	for _, version := range []string{"v1.6", "v1.5"} {
 		t.Run("driver-"+version, func(t *testing.T) {
 			if err := w.applyDriverManifests(w.drivers[version].deploy); err != nil {

@@ -150,6 +150,15 @@ func (w *world) helmInstall(driverWrites bool) error {
 		"metrics":   map[string]any{"port": w.metricsPort},
 		"log":       map[string]any{"level": "debug"},
 	}
+	if w.pods {
+		// The image imported into the node's containerd; the API server where the pod reaches it
+		// (no kube-proxy here, so not the kubernetes Service's ClusterIP).
+		values["image"] = map[string]any{"repository": w.node.providerImage, "tag": w.node.providerTag, "pullPolicy": "Never"}
+		values["extraEnv"] = []any{
+			map[string]any{"name": "KUBERNETES_SERVICE_HOST", "value": w.hostAddr},
+			map[string]any{"name": "KUBERNETES_SERVICE_PORT", "value": w.apiURL[strings.LastIndex(w.apiURL, ":")+1:]},
+		}
+	}
 	data, err := yaml.Marshal(values)
 	if err != nil {
 		return err

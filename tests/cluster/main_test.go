@@ -21,6 +21,7 @@ import (
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -48,6 +49,7 @@ type world struct {
 	apiURL      string
 	admin       string // admin kubeconfig
 	kube        *kubernetes.Clientset
+	restCfg     *rest.Config
 	dyn         dynamic.Interface
 	moto        *moto
 	proxy       *awsProxy
@@ -56,6 +58,14 @@ type world struct {
 	helm, chart, providerBin string
 	drivers                  map[string]driverBuild // "v1.6", "v1.5"
 	metricsPort              int
+
+	// The cluster-pods mode (CLUSTER_PODS=1, pods_test.go): a real kubelet and containerd run
+	// the chart's DaemonSet pod and the app pods; hostAddr is the address of the test's bridge
+	// (the node IP), where the API server, the AWS proxy and the agent listen.
+	pods            bool
+	hostAddr        string
+	node            *node
+	providerPodName string
 }
 
 type driverBuild struct {
@@ -89,8 +99,15 @@ func runMain(m *testing.M) (code int) {
 		return fail(fmt.Errorf("must run as root (the driver mounts tmpfs)"))
 	}
 	env := map[string]string{}
-	for _, key := range []string{"ETCD_BIN", "KUBE_APISERVER", "MOTO_SERVER", "VENV_PYTHON", "HELM", "CHART", "PROVIDER_BIN",
-		"DRIVER_V16_BIN", "DRIVER_V16_DEPLOY", "DRIVER_V15_BIN", "DRIVER_V15_DEPLOY"} {
+	pods := os.Getenv("CLUSTER_PODS") == "1"
+	keys := []string{"ETCD_BIN", "KUBE_APISERVER", "MOTO_SERVER", "VENV_PYTHON", "HELM", "CHART",
+		"DRIVER_V16_BIN", "DRIVER_V16_DEPLOY", "DRIVER_V15_BIN", "DRIVER_V15_DEPLOY"}
+	if pods {
+		keys = append(keys, podsEnvKeys...)
+	} else {
+		keys = append(keys, "PROVIDER_BIN")
+	}
+	for _, key := range keys {
 		v, err := need(key)
 		if err != nil {
 			return fail(err)
@@ -110,6 +127,8 @@ func runMain(m *testing.M) (code int) {
 		helm:        env["HELM"],
 		chart:       env["CHART"],
 		providerBin: env["PROVIDER_BIN"],
+		pods:        pods,
+		hostAddr:    "127.0.0.1",
 		drivers: map[string]driverBuild{
 			"v1.6": {env["DRIVER_V16_BIN"], env["DRIVER_V16_DEPLOY"]},
 			"v1.5": {env["DRIVER_V15_BIN"], env["DRIVER_V15_DEPLOY"]},
@@ -121,6 +140,11 @@ func runMain(m *testing.M) (code int) {
 		}
 	}
 	defer func() {
+		if w.node != nil {
+			// Pods, kubelet, containerd and every change they made to the host, before the
+			// control plane stops.
+			w.node.down()
+		}
 		w.procs.stopAll()
 		if w.proxy != nil {
 			w.proxy.close()
@@ -132,6 +156,15 @@ func runMain(m *testing.M) (code int) {
 		for _, point := range mountsUnder(root) {
 			if err := syscall.Unmount(point, syscall.MNT_DETACH); err != nil {
 				fmt.Fprintf(os.Stderr, "cluster: unmount %s: %v\n", point, err)
+			}
+		}
+		if w.node != nil {
+			// Everything kubelet, containerd and the CNI plugins changed on the host is undone.
+			if changes := w.node.hostChanges(); len(changes) > 0 {
+				fmt.Fprintf(os.Stderr, "cluster: the host still differs after the node stopped: %v\n", changes)
+				code = 1
+			} else {
+				fmt.Fprintln(os.Stderr, "cluster: host restored (sysctls, nft tables, paths, kubepods cgroups, bridge)")
 			}
 		}
 		if code != 0 || os.Getenv("CLUSTER_KEEP") == "1" {
@@ -156,7 +189,14 @@ func runMain(m *testing.M) (code int) {
 // RBAC and our chart.
 func (w *world) up(env map[string]string) error {
 	var err error
-	if w.pki, err = newPKI(filepath.Join(w.root, "pki")); err != nil {
+	if w.pods {
+		// The node's network first: the API server listens on the bridge's address.
+		if w.node, err = newNode(env); err != nil {
+			return err
+		}
+		w.hostAddr = w.node.addr
+	}
+	if w.pki, err = newPKI(filepath.Join(w.root, "pki"), w.hostAddr); err != nil {
 		return err
 	}
 	// etcd
@@ -188,23 +228,30 @@ func (w *world) up(env map[string]string) error {
 	if err != nil {
 		return err
 	}
-	w.apiURL = "https://127.0.0.1:" + strconv.Itoa(apiPort)
-	api, err := startProcess("kube-apiserver", w.logs, exec.Command(env["KUBE_APISERVER"],
-		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(apiPort),
+	w.apiURL = "https://" + w.hostAddr + ":" + strconv.Itoa(apiPort)
+	authz := []string{"--authorization-mode=RBAC"}
+	if w.pods {
+		// kubelet authenticates as system:node:<node> (Node authorizer); the API server reaches
+		// kubelet (exec, logs) at the node's InternalIP with the admin client certificate.
+		authz = []string{"--authorization-mode=Node,RBAC",
+			"--kubelet-client-certificate=" + w.pki.AdminCert, "--kubelet-client-key=" + w.pki.AdminKey,
+			"--kubelet-preferred-address-types=InternalIP"}
+	}
+	api, err := startProcess("kube-apiserver", w.logs, exec.Command(env["KUBE_APISERVER"], append([]string{
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=" + w.hostAddr, "--advertise-address=" + w.hostAddr,
+		"--secure-port=" + strconv.Itoa(apiPort),
 		"--endpoint-reconciler-type=none",
-		"--cert-dir="+filepath.Join(w.root, "pki", "apiserver"),
-		"--tls-cert-file="+w.pki.ServerCert, "--tls-private-key-file="+w.pki.ServerKey,
-		"--client-ca-file="+w.pki.CAFile,
+		"--cert-dir=" + filepath.Join(w.root, "pki", "apiserver"),
+		"--tls-cert-file=" + w.pki.ServerCert, "--tls-private-key-file=" + w.pki.ServerKey,
+		"--client-ca-file=" + w.pki.CAFile,
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+w.pki.SAPub,
-		"--service-account-signing-key-file="+w.pki.SAKey,
-		"--api-audiences=https://kubernetes.default.svc,"+stsAudience+","+podIDAudience,
-		"--authorization-mode=RBAC",
+		"--service-account-key-file=" + w.pki.SAPub,
+		"--service-account-signing-key-file=" + w.pki.SAKey,
+		"--api-audiences=https://kubernetes.default.svc," + stsAudience + "," + podIDAudience,
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--profiling=false",
-		"--v=1"))
+		"--v=1"}, authz...)...))
 	if err != nil {
 		return err
 	}
@@ -218,6 +265,7 @@ func (w *world) up(env map[string]string) error {
 		return err
 	}
 	cfg.QPS, cfg.Burst = 100, 200
+	w.restCfg = cfg
 	if w.kube, err = kubernetes.NewForConfig(cfg); err != nil {
 		return err
 	}
@@ -257,19 +305,24 @@ func (w *world) up(env map[string]string) error {
 	if err != nil {
 		return err
 	}
-	if w.proxy, err = startAWSProxy(motoURL, proxyPort); err != nil {
+	if w.proxy, err = startAWSProxy(motoURL, w.hostAddr, proxyPort); err != nil {
 		return err
 	}
 	agentPort, err := freePort()
 	if err != nil {
 		return err
 	}
-	if w.agent, err = startAgent(agentPort, w.reviewPodIdentityToken); err != nil {
+	if w.agent, err = startAgent(agentPort, w.hostAddr, w.reviewPodIdentityToken); err != nil {
 		return err
 	}
 
-	// The node (its region label is the region of SecretProviderClasses that name none).
-	if err := w.createNode(); err != nil {
+	// The node (its region label is the region of SecretProviderClasses that name none): in the
+	// pods mode kubelet registers it.
+	if w.pods {
+		if err := w.node.up(w); err != nil {
+			return err
+		}
+	} else if err := w.createNode(); err != nil {
 		return err
 	}
 	// Our chart, with helm, against the real API server.

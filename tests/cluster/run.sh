@@ -3,6 +3,7 @@
 # real Secrets Store CSI driver binaries, as plain processes on this machine.
 #
 #   tests/cluster/run.sh          (scripts/test.sh cluster runs it)
+#   tests/cluster/run.sh pods     (scripts/test.sh cluster-pods runs it: not a CI step)
 #
 # Builds what the cache lacks (kube-apiserver from the k8s.io/kubernetes module through
 # tests/cluster/k8s; the driver v1.6.x and v1.5.x binaries from their modules with
@@ -10,6 +11,14 @@
 # helm (.tools/) when missing, builds the provider (debug), then runs `go test` in tests/cluster,
 # which starts everything, installs the driver's manifests and our chart, and runs the scenarios
 # for both driver versions in both write modes.
+#
+# The pods mode adds a real node: kubelet (built from tests/cluster/kubelet-k8s, v1.35, the last
+# release that runs with containerd 1.x) and Debian's containerd, runc and CNI plugins (installed
+# when missing), our image (scripts/build-image.sh, in a private Docker engine) with a pause image
+# and a busybox-static app image (FROM scratch, built here) imported into containerd, and
+# kube-controller-manager and kube-scheduler (tests/cluster/controllers-k8s). Our chart's
+# DaemonSet runs as a real pod, app pods mount SecretProviderClasses (TestPods). Instead of the
+# debug provider it needs the static release binary (RELEASE_BIN, else build_release_binary).
 #
 # The test binary runs as root (the driver mounts tmpfs): directly when we are root, else through
 # password-less sudo (hosted CI runners); everything is built as the calling user. Outside CI a
@@ -31,7 +40,13 @@ source "${CLUSTER_DIR}/../../scripts/lib.sh"
 source "${REPO_ROOT}/scripts/tools.sh"
 cd "$REPO_ROOT"
 
+MODE="${1:-cluster}"
+case "$MODE" in
+  cluster | pods) ;;
+  *) die "usage: tests/cluster/run.sh [pods]" ;;
+esac
 KUBERNETES_VERSION=v1.37.2
+KUBELET_VERSION=v1.35.4 # tests/cluster/kubelet-k8s/go.mod
 DRIVER_VERSIONS=(v1.6.1 v1.5.6)
 CACHE="${CLUSTER_CACHE:-${XDG_CACHE_HOME:-${HOME}/.cache}/csi-provider-aws/cluster}"
 
@@ -46,6 +61,21 @@ if ! command -v etcd >/dev/null 2>&1; then
   apt_install etcd-server || true
 fi
 need_tool etcd "Debian package etcd-server" || exit
+if [[ "$MODE" == pods ]]; then
+  # shellcheck source=scripts/docker-engine.sh
+  source "${REPO_ROOT}/scripts/docker-engine.sh"
+  if ! command -v containerd >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1; then
+    apt_install containerd runc || true
+  fi
+  [[ -x /usr/lib/cni/bridge ]] || apt_install containernetworking-plugins || true
+  [[ -x /bin/busybox ]] || apt_install busybox-static || true
+  need_tool containerd "Debian package containerd" || exit
+  need_tool ctr "Debian package containerd" || exit
+  need_tool runc "Debian package runc" || exit
+  need_tool ip "Debian package iproute2" || exit
+  need_tool "CNI plugins" "Debian package containernetworking-plugins" test -x /usr/lib/cni/bridge || exit
+  need_tool busybox "Debian package busybox-static" test -x /bin/busybox || exit
+fi
 ensure_venv
 ensure_helm || exit
 
@@ -116,19 +146,62 @@ build_driver() {
   printf '%s\n' "$dir"
 }
 
+# build_k8s_cmd MODULE VERSION CMD: k8s.io/kubernetes/cmd/CMD from tests/cluster/MODULE (a
+# wrapper module like k8s/) into the cache, once; prints the binary's path. The pods mode's
+# kubelet (kubelet-k8s/, v1.35) and controllers (controllers-k8s/, the API server's version).
+build_k8s_cmd() {
+  local module="$1" version="$2" cmd="$3" key dir bin start minor
+  key="$(cache_key "${cmd}-${version}" "tests/cluster/${module}/go.mod" "tests/cluster/${module}/go.sum")"
+  dir="${CACHE}/${key}"
+  bin="${dir}/${cmd}"
+  if [[ ! -x "$bin" ]]; then
+    log "building ${cmd} ${version} into ${dir}"
+    start=$SECONDS
+    mkdir -p "$dir"
+    minor="${version#v1.}"
+    minor="${minor%%.*}"
+    (cd "tests/cluster/${module}" && nice -n 5 go build -o "${bin}.tmp" -ldflags "-s -w \
+      -X k8s.io/component-base/version.gitVersion=${version} \
+      -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor}" \
+      "k8s.io/kubernetes/cmd/${cmd}") >&2
+    mv "${bin}.tmp" "$bin"
+    log "${cmd} built in $((SECONDS - start))s"
+  fi
+  printf '%s\n' "$bin"
+}
+
 build_apiserver
+if [[ "$MODE" == pods ]]; then
+  KUBELET="$(build_k8s_cmd kubelet-k8s "$KUBELET_VERSION" kubelet)"
+  KUBE_CONTROLLER_MANAGER="$(build_k8s_cmd controllers-k8s "$KUBERNETES_VERSION" kube-controller-manager)"
+  KUBE_SCHEDULER="$(build_k8s_cmd controllers-k8s "$KUBERNETES_VERSION" kube-scheduler)"
+fi
 DRIVER_V16_DIR="$(build_driver "${DRIVER_VERSIONS[0]}")"
 DRIVER_V15_DIR="$(build_driver "${DRIVER_VERSIONS[1]}")"
 flock -u 9
 
-log "provider: cargo build --bin csi-provider-aws"
-cargo build --bin csi-provider-aws
+if [[ "$MODE" == cluster ]]; then
+  log "provider: cargo build --bin csi-provider-aws"
+  cargo build --bin csi-provider-aws
+fi
 
 # The test's own directory: whatever happens to the test (a timeout kills it without its
 # cleanup; its children die with it), every mount under it is undone and it is removed on exit.
 RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/csi-provider-aws-cluster.XXXXXX")"
 cleanup() {
-  local rc=$? point
+  local rc=$? point bridge
+  if [[ "$MODE" == pods ]]; then
+    stop_docker_engine
+    # The test deletes its bridge; if it was killed before, the link is named in node/bridge.
+    for bridge in "$RUN_DIR"/cluster-test-*/node/bridge; do
+      [[ -f "$bridge" ]] || continue
+      bridge="$(cat "$bridge")"
+      if ip link show "$bridge" >/dev/null 2>&1; then
+        warn "deleting the bridge ${bridge} the test left"
+        as_root ip link del "$bridge" || warn "could not delete ${bridge}"
+      fi
+    done
+  fi
   # Deepest first (mountinfo lists parents before children).
   while read -r point; do
     as_root umount -l "$point" 2>/dev/null || warn "could not unmount ${point}"
@@ -144,16 +217,47 @@ trap cleanup EXIT
 log "go test -c in tests/cluster"
 (cd tests/cluster && go test -c -o "${RUN_DIR}/cluster.test" .)
 
-log "cluster test (kube-apiserver ${KUBERNETES_VERSION}, driver ${DRIVER_VERSIONS[*]}) as root"
+# The pods mode's images, as docker-save tarballs for `ctr images import`: ours from
+# scripts/build-image.sh, a pause image (tests/cluster/pause) and busybox-static, FROM scratch.
+IMAGES_DIR="${RUN_DIR}/images"
+build_images() {
+  local ctx="${RUN_DIR}/image-context" start=$SECONDS
+  mkdir -p "$IMAGES_DIR" "${ctx}/pause" "${ctx}/app"
+  ensure_docker_engine || return
+  scripts/build-image.sh csi-provider-aws:cluster-pods
+  (cd tests/cluster && CGO_ENABLED=0 go build -o "${ctx}/pause/pause" ./pause)
+  printf 'FROM scratch\nCOPY pause /pause\nENTRYPOINT ["/pause"]\n' >"${ctx}/pause/Dockerfile"
+  cp /bin/busybox "${ctx}/app/busybox"
+  printf 'FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox"]\n' >"${ctx}/app/Dockerfile"
+  docker build -q -t cluster-pause:local "${ctx}/pause" >/dev/null
+  docker build -q -t cluster-app:local "${ctx}/app" >/dev/null
+  docker save -o "${IMAGES_DIR}/provider.tar" csi-provider-aws:cluster-pods
+  docker save -o "${IMAGES_DIR}/pause.tar" cluster-pause:local
+  docker save -o "${IMAGES_DIR}/app.tar" cluster-app:local
+  stop_docker_engine
+  log "images built and saved in $((SECONDS - start))s"
+}
+if [[ "$MODE" == pods ]]; then
+  build_images
+  TEST_MODE_ENV=(CLUSTER_PODS=1 KUBELET_BIN="$KUBELET" KUBE_CONTROLLER_MANAGER="$KUBE_CONTROLLER_MANAGER"
+    KUBE_SCHEDULER="$KUBE_SCHEDULER" CONTAINERD_BIN="$(command -v containerd)"
+    CTR_BIN="$(command -v ctr)" CNI_BIN_DIR=/usr/lib/cni IMAGES_DIR="$IMAGES_DIR")
+  TEST_RUN=(-test.run 'TestPods' -test.timeout=25m)
+else
+  TEST_MODE_ENV=(PROVIDER_BIN="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/debug/csi-provider-aws")
+  TEST_RUN=(-test.timeout=15m)
+fi
+
+log "cluster test, ${MODE} mode (kube-apiserver ${KUBERNETES_VERSION}, driver ${DRIVER_VERSIONS[*]}) as root"
 start=$SECONDS
 # sudo resets the environment: everything the test reads is passed explicitly.
 # shellcheck disable=SC2086 # GO_TEST_ARGS is a list of arguments
 (cd tests/cluster && as_root env PATH="$PATH" HOME="$HOME" TMPDIR="$RUN_DIR" CLUSTER_KEEP="${CLUSTER_KEEP:-}" \
   ETCD_BIN="$(command -v etcd)" KUBE_APISERVER="$KUBE_APISERVER" HELM="$HELM" \
   CHART="${REPO_ROOT}/charts/csi-provider-aws" \
-  PROVIDER_BIN="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/debug/csi-provider-aws" \
+  "${TEST_MODE_ENV[@]}" \
   MOTO_SERVER="$MOTO_SERVER" VENV_PYTHON="$VENV_PYTHON" \
   DRIVER_V16_BIN="${DRIVER_V16_DIR}/secrets-store-csi-driver" DRIVER_V16_DEPLOY="${DRIVER_V16_DIR}/deploy" \
   DRIVER_V15_BIN="${DRIVER_V15_DIR}/secrets-store-csi-driver" DRIVER_V15_DEPLOY="${DRIVER_V15_DIR}/deploy" \
-  nice -n 5 "${RUN_DIR}/cluster.test" -test.count=1 -test.timeout=15m -test.v ${GO_TEST_ARGS:-})
+  nice -n 5 "${RUN_DIR}/cluster.test" -test.count=1 "${TEST_RUN[@]}" -test.v ${GO_TEST_ARGS:-})
 log "cluster test passed in $((SECONDS - start))s"
