@@ -147,7 +147,12 @@ impl K8s {
         let gate = LookupGate::enter(self, &key);
         let _one_at_a_time = gate.gate.lock().await;
         match self.cached_role(&key) {
-            Cached::Serve(role) | Cached::ServeAndRefresh(role) => Ok(role),
+            Cached::Serve(role) => Ok(role),
+            Cached::ServeAndRefresh(role) => {
+                // Marked as refreshing by this caller: it must start the refresh.
+                self.refresh_in_background(key);
+                Ok(role)
+            }
             Cached::Missing => self.fetch_role(key.clone()).await,
         }
     }
