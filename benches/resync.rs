@@ -42,21 +42,25 @@
 //! - re-sync round, nothing changed: A ≥ 100× fewer AWS calls than the baseline; B ≥ 25×;
 //! - cold mount of the SecretProviderClass (first mount of a fresh provider): ≤ 3 AWS calls
 //!   (1 STS, 1 `BatchGetSecretValue`, 1 `GetParameters`);
-//! - provider-added latency: 50 pods mounting concurrently against the instant fake, each one
-//!   cold mount then 40 sequential re-sync mounts; p99 of the re-sync mounts < 5 ms, with
-//!   `--cache-ttl 6s` and with `--cache-ttl 0` (every mount then reads AWS);
+//! - the tail (issue 16, [`tail`]; it replaced an absolute p99 < 5 ms, which says little on a
+//!   shared machine): repetitions of 50 concurrent clients spaced past every cache lifetime, with
+//!   `--cache-ttl 6s` and with `--cache-ttl 0`; the median repetition's `Mount` p99 ≤ 1.25 × the
+//!   median repetition's `Version` p99, the worst repetition's `Mount` p99 ≤ 2 × the median's;
 //! - peak RSS (`VmHWM`) < 30 MiB for a provider holding 1,000 cached entries of 4 KiB
 //!   (50 roles × 20 objects, default `--cache-ttl` of 60 s; a second mount of every pod making no
 //!   AWS call proves they are all held).
 //!
-//! For the analysis, not a target: the same 50 clients calling `Version` (no work in the provider)
-//! instead of `Mount` give the gRPC floor at that concurrency, and one pod re-syncing alone gives
-//! the latency without queueing.
+//! For the analysis, not a target: 50 pods mounting concurrently, each one cold mount then 40
+//! sequential re-sync mounts (with `--cache-ttl 6s` and `0`); the same 50 clients calling
+//! `Version` (no work in the provider) instead of `Mount` give the gRPC floor at that
+//! concurrency, and one pod re-syncing alone gives the latency without queueing.
 //!
 //! The table (markdown) is printed and written to `<target>/bench/resync.md`; the exit status
 //! is non-zero when a target is missed or a mount fails.
 
 mod support;
+#[path = "resync/tail.rs"]
+mod tail;
 
 use csi_provider_aws::pb::csi_driver_provider_client::CsiDriverProviderClient;
 use csi_provider_aws::pb::{MountRequest, VersionRequest};
@@ -97,7 +101,6 @@ fn latency_mounts() -> usize {
 }
 /// Re-sync mounts of one pod mounting alone (no concurrency), for comparison.
 const SERIAL_MOUNTS: usize = 200;
-const LATENCY_TARGET: Duration = Duration::from_millis(5);
 /// RSS: roles (one pod each) × [`OBJECTS`] values of 4 KiB = 1,000 entries.
 const RSS_ROLES: usize = 50;
 const RSS_VALUE_LEN: usize = 4096;
@@ -148,7 +151,7 @@ fn main() -> ExitCode {
 }
 
 /// The parts of the benchmark; `cargo bench --bench resync -- latency rss` runs only those.
-const SECTIONS: [&str; 5] = ["spc", "a", "b", "latency", "rss"];
+const SECTIONS: [&str; 6] = ["spc", "a", "b", "latency", "rss", "tail"];
 
 async fn run(servers: &tokio::runtime::Handle, sections: &[String], report: &mut Report) {
     let on = |name: &str| sections.is_empty() || sections.iter().any(|s| s == name);
@@ -179,6 +182,17 @@ async fn run(servers: &tokio::runtime::Handle, sections: &[String], report: &mut
         }
         let r = grpc_floor(servers, report).await;
         step(report, "gRPC floor", r);
+    }
+    if on("tail") {
+        // TAIL_REPLICAS=1 (or 10) runs only that mix.
+        let only: Option<usize> = std::env::var("TAIL_REPLICAS").ok().and_then(|v| v.parse().ok());
+        report.expect_tails = only.is_none();
+        for replicas in [10, 1].into_iter().filter(|r| only.is_none_or(|o| o == *r)) {
+            for (ttl, lifetime) in [(TTL_FLAG, TTL), ("0", Duration::ZERO)] {
+                let r = tail_run(servers, (ttl, lifetime), replicas, report).await;
+                step(report, &format!("tail --cache-ttl {ttl}, Deployments of {replicas}"), r);
+            }
+        }
     }
     if on("rss") {
         report.expect_rss = true;
@@ -600,6 +614,22 @@ async fn grpc_floor(servers: &tokio::runtime::Handle, report: &mut Report) -> Re
     Ok(())
 }
 
+/// The tail's spaced repetitions with `--cache-ttl ttl_flag` (a cache of `lifetime`) and
+/// [`LATENCY_PODS`] pods in Deployments of `replicas` (one service account each) ([`tail`]).
+async fn tail_run(
+    servers: &tokio::runtime::Handle,
+    (ttl_flag, lifetime): (&str, Duration),
+    replicas: usize,
+    report: &mut Report,
+) -> Result<(), String> {
+    let mut flags = vec!["--cache-ttl", ttl_flag];
+    flags.extend(tail::sa_ttl().0);
+    let rig = rig(servers, VALUE_LEN, &flags).await?;
+    let pods = pods(&rig.provider, &rig.fake, LATENCY_PODS.div_ceil(replicas), replicas);
+    report.tails.push(tail::run(&rig, &pods, ttl_flag, lifetime).await?);
+    Ok(())
+}
+
 /// Peak RSS of a provider holding [`RSS_ROLES`] × [`OBJECTS`] cached values of 4 KiB.
 async fn rss(servers: &tokio::runtime::Handle, report: &mut Report) -> Result<(), String> {
     // Default --cache-ttl (60 s) so every entry stays held; a Kubernetes API rate limit that
@@ -707,10 +737,6 @@ impl Latency {
         sorted.get(rank.saturating_sub(1)).copied().unwrap_or_default()
     }
 
-    fn passed(&self) -> bool {
-        !self.samples.is_empty() && self.percentile(99.0) < LATENCY_TARGET
-    }
-
     /// One line: percentiles, throughput, AWS calls and CPU per mount.
     fn describe(&self) -> String {
         let n = self.samples.len().max(1) as f64;
@@ -769,9 +795,12 @@ struct Report {
     /// `Version` calls at the latency target's concurrency (information).
     floor: Option<Latency>,
     rss: Option<Rss>,
+    /// The tail's spaced repetitions, one per cache setting.
+    tails: Vec<tail::Tail>,
     errors: Vec<String>,
     expect_latency: bool,
     expect_rss: bool,
+    expect_tails: bool,
 }
 
 impl Report {
@@ -779,8 +808,9 @@ impl Report {
         self.errors.is_empty()
             && self.phases.iter().all(|p| p.passed() != Some(false))
             && (!self.expect_latency || self.latencies.len() == 2)
-            && self.latencies.iter().all(Latency::passed)
             && (!self.expect_rss || self.rss.as_ref().is_some_and(Rss::passed))
+            && (!self.expect_tails || self.tails.len() == 4)
+            && self.tails.iter().all(tail::Tail::passed)
     }
 
     fn render(&self, runtime: Duration) -> String {
@@ -826,8 +856,7 @@ impl Report {
         }
         let _ = writeln!(out);
         for l in &self.latencies {
-            let _ =
-                writeln!(out, "- {} (target p99 < {}) **{}**", l.describe(), ms(LATENCY_TARGET), verdict(l.passed()));
+            let _ = writeln!(out, "- {} (information; the targets are the tail's ratios)", l.describe());
         }
         for l in &self.serial {
             let _ = writeln!(out, "- {} (information: no concurrency)", l.describe());
@@ -847,6 +876,9 @@ impl Report {
                 mib(r.rss_kib),
                 r.second_pass.aws(),
             );
+        }
+        for t in &self.tails {
+            t.render(&mut out);
         }
         for e in &self.errors {
             let _ = writeln!(out, "- ERROR {e}");

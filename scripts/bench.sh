@@ -2,10 +2,15 @@
 # Runs the re-sync benchmark of issue 4 (benches/resync.rs): builds the release provider (the
 # static binary of the image, shared with scripts/build-image.sh and CI's image step), runs
 # `cargo bench --bench resync` (about 2 minutes: AWS calls per re-sync round counted on the wire
-# at a local fake endpoint, cold mount, mount latency, peak RSS), and prints where the table is.
-# Not part of scripts/test.sh. Exits non-zero when a target is missed.
+# at a local fake endpoint, cold mount, mount latency, peak RSS, and the tail: repetitions of 50
+# concurrent clients spaced past every cache lifetime, for --cache-ttl 0 and the default), and
+# prints where the table is. Sections (spc, a, b, latency, rss, tail) run alone when named. Not
+# part of scripts/test.sh. Exits non-zero when a target is missed.
 #
-#   scripts/bench.sh
+#   scripts/bench.sh                 # everything (~5 minutes of runs)
+#   scripts/bench.sh tail            # only the tail (~3 minutes; TAIL_REPETITIONS, default 8)
+#   TAIL_SA_TTL=default scripts/bench.sh tail   # the provider's 30 s service-account cache
+#                                    # (repetitions 31 s apart; also runs a build without the flag)
 #   PROVIDER_BIN=/path/to/csi-provider-aws scripts/bench.sh   # benchmark another build
 set -euo pipefail
 
@@ -22,10 +27,10 @@ if [[ -z "${PROVIDER_BIN:-}" ]]; then
   export PROVIDER_BIN="$RELEASE_BIN"
 fi
 
-log_section "bench: resync"
+log_section "bench: resync ${*:-(every section)}"
 start=$SECONDS
 set +e
-cargo bench --bench resync
+cargo bench --bench resync -- "$@"
 rc=$?
 set -e
 log "benchmark finished in $((SECONDS - start))s (exit ${rc})"

@@ -16,10 +16,6 @@ use crate::service::ProviderService;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a service account's role annotation is reused: a burst of pod starts costs one
-/// lookup, and an annotation change applies within this time.
-const SERVICE_ACCOUNT_CACHE_TTL: Duration = Duration::from_secs(30);
-
 /// The running parts the server and the admin server share.
 #[derive(Debug)]
 pub(crate) struct Provider {
@@ -46,7 +42,7 @@ pub(crate) async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<Stri
         clock: clock.clone(),
     };
     let aws = AwsReader::new(settings);
-    let k8s = Arc::new(K8s::new(args.qps, args.burst, SERVICE_ACCOUNT_CACHE_TTL));
+    let k8s = Arc::new(K8s::new(args.qps, args.burst, args.service_account_cache_ttl.0, clock.clone()));
     let credentials = if args.local_credentials {
         CredentialSource::Local(AwsCredentials::local_chain().await)
     } else {

@@ -109,6 +109,11 @@ pub struct ServeArgs {
     /// How old a cached value may be when served; `0` disables the cache.
     #[arg(long, env = "CSI_PROVIDER_AWS_CACHE_TTL", default_value = "60s")]
     pub(crate) cache_ttl: Dur,
+    /// How long a service account's role annotation is reused (refreshed in the background
+    /// in its last quarter while mounts use it). Hidden: for benchmarks that space repetitions
+    /// past it.
+    #[arg(long, env = "CSI_PROVIDER_AWS_SERVICE_ACCOUNT_CACHE_TTL", default_value = "30s", hide = true)]
+    pub(crate) service_account_cache_ttl: Dur,
     /// Bound on cached values.
     #[arg(long, env = "CSI_PROVIDER_AWS_CACHE_MAX_ENTRIES", default_value_t = 10_000)]
     pub(crate) cache_max_entries: usize,

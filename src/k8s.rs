@@ -1,8 +1,10 @@
 //! The only user of `kube`: the pod's service-account role annotation and this node's region
 //! label. The client is created on first use (in-cluster config, else `KUBECONFIG`), calls are
-//! rate limited (`--qps`, `--burst`), service-account lookups are cached briefly and the node's
-//! region once. RBAC needed: `get` on serviceaccounts and nodes.
+//! rate limited (`--qps`, `--burst`), service-account lookups are cached briefly (on the injected
+//! clock, refreshed in the background ahead of expiry while they are in use) and the node's region
+//! once. RBAC needed: `get` on serviceaccounts and nodes.
 
+use crate::clock::SharedClock;
 use crate::params::limits;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::{Node, ServiceAccount};
@@ -42,14 +44,43 @@ impl K8sError {
 /// Held while one service account's lookup is in flight.
 type Gate = Arc<tokio::sync::Mutex<()>>;
 
-/// A role annotation (or its absence) and when it was read.
-type CachedRole = (Instant, Option<String>);
+/// A role annotation (or its absence), when it was read, and whether a refresh is under way.
+#[derive(Debug, Clone)]
+struct CachedRole {
+    at: Instant,
+    role: Option<String>,
+    refreshing: bool,
+}
+
+/// What the cache holds for a service account at some moment.
+enum Cached {
+    /// Served as it is (young, or a refresh is already under way).
+    Serve(Option<String>),
+    /// Served, and this caller starts the one background refresh.
+    ServeAndRefresh(Option<String>),
+    /// Nothing usable: the caller waits for a lookup (one per service account at a time).
+    Missing,
+}
+
+/// A cached answer is refreshed in the background by its first use in the last quarter of its
+/// lifetime (`--service-account-cache-ttl`): a service account in use is looked up again before
+/// it expires, and an annotation change applies within the lifetime.
+const REFRESH_AHEAD: u32 = 4;
+
+/// Past its lifetime, an answer is still served, while one background refresh runs, until it is
+/// this many lifetimes old (30 s → 5 min): after a quiet spell longer than the lifetime, the
+/// mounts of many service accounts at once do not all wait behind `--qps` (50 accounts at
+/// `--qps 5 --burst 10` would wait up to 8 s); the first of them triggers the refresh and gets
+/// the answer read before the quiet spell. The annotation only chooses which role STS is asked
+/// for (STS checks the token against the role's trust policy), so a stale one grants nothing.
+const SERVE_STALE_LIFETIMES: u32 = 10;
 
 /// Kubernetes lookups, shared by every mount.
 pub struct K8s {
     client: OnceCell<kube::Client>,
     limiter: RateLimiter,
     sa_ttl: Duration,
+    clock: SharedClock,
     service_accounts: Mutex<HashMap<(String, String), CachedRole>>,
     /// One gate per service account being looked up: concurrent first mounts of one service
     /// account wait for a single GET instead of each sending one behind the rate limiter.
@@ -59,11 +90,14 @@ pub struct K8s {
 }
 
 impl K8s {
-    pub fn new(qps: u32, burst: u32, sa_ttl: Duration) -> Self {
+    /// Lookups rate limited to `qps` (bursts of `burst`), service accounts cached for `sa_ttl`
+    /// as `clock` counts it.
+    pub fn new(qps: u32, burst: u32, sa_ttl: Duration, clock: SharedClock) -> Self {
         K8s {
             client: OnceCell::new(),
             limiter: RateLimiter::new(qps, burst),
             sa_ttl,
+            clock,
             service_accounts: Mutex::new(HashMap::new()),
             lookups: Mutex::new(HashMap::new()),
             node_region: OnceCell::new(),
@@ -84,19 +118,59 @@ impl K8s {
         self.client().await.map(|_| ())
     }
 
-    /// The IRSA role annotation of `namespace/name` (`None` when it has none).
-    pub async fn service_account_role(&self, namespace: &str, name: &str) -> Result<Option<String>, K8sError> {
+    /// With `client` as the Kubernetes client (tests: a stand-in service).
+    #[cfg(test)]
+    fn with_client(mut self, client: kube::Client) -> Self {
+        self.client = OnceCell::new_with(Some(client));
+        self
+    }
+
+    /// The IRSA role annotation of `namespace/name` (`None` when it has none). A cached answer
+    /// is served; from the last quarter of its lifetime (and past it, up to
+    /// [`SERVE_STALE_LIFETIMES`]) the first caller also starts one background refresh. Without
+    /// a usable answer, concurrent callers for one service account share one lookup.
+    pub async fn service_account_role(
+        self: &Arc<Self>,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<String>, K8sError> {
         check_names(namespace, name)?;
         let key = (namespace.to_string(), name.to_string());
-        if let Some(role) = self.cached_role(&key) {
-            return Ok(role);
+        match self.cached_role(&key) {
+            Cached::Serve(role) => return Ok(role),
+            Cached::ServeAndRefresh(role) => {
+                self.refresh_in_background(key);
+                return Ok(role);
+            }
+            Cached::Missing => {}
         }
         let gate = LookupGate::enter(self, &key);
         let _one_at_a_time = gate.gate.lock().await;
         match self.cached_role(&key) {
-            Some(role) => Ok(role),
-            None => self.fetch_role(key.clone()).await,
+            Cached::Serve(role) => Ok(role),
+            Cached::ServeAndRefresh(role) => {
+                // Marked as refreshing by this caller: it must start the refresh.
+                self.refresh_in_background(key);
+                Ok(role)
+            }
+            Cached::Missing => self.fetch_role(key.clone()).await,
         }
+    }
+
+    /// Looks `key` up again without anyone waiting for it; on failure the cached answer stays
+    /// (while it may be served) and the next caller tries again.
+    fn refresh_in_background(self: &Arc<Self>, key: (String, String)) {
+        let k8s = self.clone();
+        tokio::spawn(async move {
+            let gate = LookupGate::enter(&k8s, &key);
+            let _one_at_a_time = gate.gate.lock().await;
+            if let Err(e) = k8s.fetch_role(key.clone()).await {
+                tracing::warn!(namespace = %key.0, name = %key.1, error = %e, "refreshing a service account's role failed; the cached one is used meanwhile");
+                if let Some(entry) = crate::sync::lock(&k8s.service_accounts).get_mut(&key) {
+                    entry.refreshing = false;
+                }
+            }
+        });
     }
 
     /// GETs the service account (rate limited) and caches its role annotation.
@@ -109,15 +183,33 @@ impl K8s {
         if let Some(role) = &role {
             check_role(namespace, name, role)?;
         }
+        let now = self.clock.now();
         let mut cache = crate::sync::lock(&self.service_accounts);
-        cache.retain(|_, (at, _)| at.elapsed() < self.sa_ttl);
-        cache.insert(key, (Instant::now(), role.clone()));
+        cache.retain(|_, entry| now.saturating_duration_since(entry.at) < self.serve_limit());
+        cache.insert(key, CachedRole { at: now, role: role.clone(), refreshing: false });
         Ok(role)
     }
 
-    fn cached_role(&self, key: &(String, String)) -> Option<Option<String>> {
-        let cache = crate::sync::lock(&self.service_accounts);
-        cache.get(key).filter(|(at, _)| at.elapsed() < self.sa_ttl).map(|(_, role)| role.clone())
+    /// What the cache holds for `key` now; marks the entry as refreshing when this caller is the
+    /// one to refresh it.
+    fn cached_role(&self, key: &(String, String)) -> Cached {
+        let now = self.clock.now();
+        let mut cache = crate::sync::lock(&self.service_accounts);
+        let Some(entry) = cache.get_mut(key) else { return Cached::Missing };
+        let age = now.saturating_duration_since(entry.at);
+        if age >= self.serve_limit() {
+            Cached::Missing
+        } else if age < self.sa_ttl - self.sa_ttl / REFRESH_AHEAD || entry.refreshing {
+            Cached::Serve(entry.role.clone())
+        } else {
+            entry.refreshing = true;
+            Cached::ServeAndRefresh(entry.role.clone())
+        }
+    }
+
+    /// The age past which a cached answer is not served.
+    fn serve_limit(&self) -> Duration {
+        self.sa_ttl * SERVE_STALE_LIFETIMES
     }
 
     /// The region label of `node`, looked up once (a failed lookup is retried next time).
@@ -365,12 +457,180 @@ mod tests {
     /// Refused before any client exists (no KUBECONFIG is needed for these to fail cleanly).
     #[tokio::test]
     async fn invalid_names_never_reach_the_api() {
-        let k8s = K8s::new(5, 10, Duration::from_secs(30));
+        let k8s = Arc::new(K8s::new(5, 10, Duration::from_secs(30), crate::clock::system()));
         for (namespace, name) in [("../../../nodes", "node-1"), ("default", "sa/token"), ("default", "sa?watch=true")] {
             let err = k8s.service_account_role(namespace, name).await.expect_err(name);
             assert!(matches!(err, K8sError::Invalid { .. }), "{err}");
             assert!(!err.is_transient());
         }
+    }
+
+    /// A Kubernetes API stand-in for service accounts: counts GETs and answers each only when
+    /// the test releases an answer, with the role it holds then.
+    #[derive(Clone)]
+    struct StandIn {
+        requests: Arc<tokio::sync::watch::Sender<usize>>,
+        answers: Arc<tokio::sync::Semaphore>,
+        role: Arc<Mutex<String>>,
+    }
+
+    impl StandIn {
+        fn new(role: &str) -> StandIn {
+            StandIn {
+                requests: Arc::new(tokio::sync::watch::Sender::new(0)),
+                answers: Arc::new(tokio::sync::Semaphore::new(0)),
+                role: Arc::new(Mutex::new(role.into())),
+            }
+        }
+
+        fn client(&self) -> kube::Client {
+            let this = self.clone();
+            let service = tower::service_fn(move |_: http::Request<kube::client::Body>| {
+                let this = this.clone();
+                async move {
+                    this.requests.send_modify(|n| *n += 1);
+                    this.answers.acquire().await.map(|p| p.forget()).ok();
+                    let role = crate::sync::lock(&this.role).clone();
+                    let body = serde_json::json!({
+                        "apiVersion": "v1", "kind": "ServiceAccount",
+                        "metadata": { "name": "app", "namespace": "ns", "annotations": { ROLE_ANNOTATION: role } },
+                    });
+                    let body = http_body_util::Full::new(bytes::Bytes::from(body.to_string()));
+                    Ok::<_, std::convert::Infallible>(http::Response::new(body))
+                }
+            });
+            kube::Client::new(service, "default")
+        }
+
+        fn requests(&self) -> usize {
+            *self.requests.borrow()
+        }
+
+        /// Waits until `n` requests have arrived.
+        async fn until_requests(&self, n: usize) {
+            let mut requests = self.requests.subscribe();
+            let arrived = requests.wait_for(|r| *r >= n);
+            tokio::time::timeout(Duration::from_secs(60), arrived).await.expect("in time").expect("the stand-in");
+        }
+    }
+
+    const TTL: Duration = Duration::from_secs(30);
+    const ROLE: &str = "arn:aws:iam::123456789012:role/app";
+
+    /// A provider's lookups on a manual clock, with one service account looked up and cached.
+    async fn primed(stand_in: &StandIn) -> (Arc<K8s>, Arc<crate::clock::ManualClock>) {
+        let clock = crate::clock::ManualClock::new();
+        let k8s = Arc::new(K8s::new(5, 10, TTL, clock.clone()).with_client(stand_in.client()));
+        stand_in.answers.add_permits(1);
+        assert_eq!(k8s.service_account_role("ns", "app").await.expect("first lookup"), Some(ROLE.into()));
+        assert_eq!(stand_in.requests(), 1);
+        (k8s, clock)
+    }
+
+    /// 50 concurrent lookups of one service account, each within `within` (none waits for the
+    /// API when that is short).
+    async fn fifty_lookups(k8s: &Arc<K8s>, within: Duration) -> Vec<Option<String>> {
+        let lookups = (0..50).map(|_| {
+            let k8s = k8s.clone();
+            tokio::spawn(async move { tokio::time::timeout(within, k8s.service_account_role("ns", "app")).await })
+        });
+        let answers = futures::future::join_all(lookups).await;
+        let answers = answers.into_iter().map(|a| a.expect("task").expect("in time").expect("lookup"));
+        answers.collect()
+    }
+
+    /// Issue #16: the first 50 concurrent mounts of one service account after its cached
+    /// lookup expired make exactly one Kubernetes request (not 50 behind `--qps`), without
+    /// waiting for it, and long past the lifetime (nothing usable) they wait for that one.
+    #[tokio::test]
+    async fn fifty_lookups_after_expiry_make_one_request() {
+        let stand_in = StandIn::new(ROLE);
+        let (k8s, clock) = primed(&stand_in).await;
+        clock.advance(TTL);
+        let answers = fifty_lookups(&k8s, Duration::from_secs(2)).await;
+        assert!(answers.iter().all(|a| a.as_deref() == Some(ROLE)), "the cached answer, at once");
+        stand_in.until_requests(2).await;
+        stand_in.answers.add_permits(1);
+        refreshed(&k8s, "app", ROLE).await;
+        assert_eq!(stand_in.requests(), 2, "one request for the 50");
+
+        clock.advance(TTL * SERVE_STALE_LIFETIMES);
+        let lookups = tokio::spawn({
+            let k8s = k8s.clone();
+            async move { fifty_lookups(&k8s, Duration::from_secs(10)).await }
+        });
+        stand_in.until_requests(3).await;
+        stand_in.answers.add_permits(1);
+        let answers = lookups.await.expect("lookups");
+        assert!(answers.iter().all(|a| a.as_deref() == Some(ROLE)));
+        assert_eq!(stand_in.requests(), 3, "one request for the 50");
+    }
+
+    /// Waits (without sleeping) until `name`'s cached answer is a fresh `role`.
+    async fn refreshed(k8s: &K8s, name: &str, role: &str) {
+        let key = ("ns".to_string(), name.to_string());
+        let fresh = async {
+            loop {
+                let age = crate::sync::lock(&k8s.service_accounts)
+                    .get(&key)
+                    .filter(|e| e.role.as_deref() == Some(role))
+                    .map(|e| k8s.clock.now().saturating_duration_since(e.at));
+                if age == Some(Duration::ZERO) {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), fresh).await.expect("the refresh lands");
+    }
+
+    /// Issue #16: 50 pods of 50 service accounts mounting together after a quiet spell longer
+    /// than the lifetime: none waits (before, all 50 lookups queued behind `--qps 5 --burst 10`,
+    /// the last for 8 s); each account is refreshed once in the background. (Tokio's time is
+    /// paused: the limiter's waits pass at once, a lookup waiting for the API times out.)
+    #[tokio::test(start_paused = true)]
+    async fn fifty_service_accounts_after_a_quiet_spell_do_not_wait() {
+        let stand_in = StandIn::new(ROLE);
+        let clock = crate::clock::ManualClock::new();
+        let k8s = Arc::new(K8s::new(5, 10, TTL, clock.clone()).with_client(stand_in.client()));
+        let names: Vec<String> = (0..50).map(|i| format!("app-{i}")).collect();
+        stand_in.answers.add_permits(50);
+        for name in &names {
+            k8s.service_account_role("ns", name).await.expect("first lookup");
+        }
+        clock.advance(TTL + Duration::from_secs(1));
+        let lookups = names.iter().map(|name| {
+            let (k8s, name) = (k8s.clone(), name.clone());
+            tokio::spawn(async move {
+                tokio::time::timeout(Duration::from_secs(2), k8s.service_account_role("ns", &name)).await
+            })
+        });
+        for answer in futures::future::join_all(lookups).await {
+            assert_eq!(answer.expect("task").expect("in time").expect("lookup").as_deref(), Some(ROLE));
+        }
+        stand_in.until_requests(100).await;
+        assert_eq!(stand_in.requests(), 100, "one refresh per service account");
+    }
+
+    /// Issue #16: a service account in use is looked up again before its cached answer expires,
+    /// once, in the background: no lookup waits for the API (here the API does not answer until
+    /// the test lets it), and the refreshed answer (a changed annotation) lives a full lifetime.
+    #[tokio::test]
+    async fn a_service_account_in_use_is_refreshed_ahead_and_nobody_waits() {
+        let stand_in = StandIn::new(ROLE);
+        let (k8s, clock) = primed(&stand_in).await;
+        clock.advance(TTL - TTL / REFRESH_AHEAD);
+        let answers = fifty_lookups(&k8s, Duration::from_secs(2)).await;
+        assert!(answers.iter().all(|a| a.as_deref() == Some(ROLE)), "the cached answer, at once");
+        stand_in.until_requests(2).await;
+        let changed = "arn:aws:iam::123456789012:role/changed";
+        *crate::sync::lock(&stand_in.role) = changed.into();
+        stand_in.answers.add_permits(1);
+        refreshed(&k8s, "app", changed).await;
+        clock.advance(TTL / REFRESH_AHEAD + Duration::from_secs(1));
+        let answers = fifty_lookups(&k8s, Duration::from_secs(2)).await;
+        assert!(answers.iter().all(|a| a.as_deref() == Some(changed)), "past the first lifetime: the refreshed one");
+        assert_eq!(stand_in.requests(), 2, "one refresh for the 100 lookups");
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! | 2 | `params` | SecretProviderClass attributes, `objects` descriptors, file names, the `objects` memo | `codes`, `jmes`, `secret`, `sync` |
 //! | 3 | `read` | the vocabulary of a read: items, answers, errors, route, service, the per-mount scope, call keys | `codes`, `params`, `secret`, `sync` |
 //! | 4 | `net` | the network path to AWS without SDK types: addresses, allowlist, resolver, proxy, CA bundle, `NetworkArgs` | `params`, `read` |
-//! | 4 | `k8s` | the only user of `kube`: service accounts, node region | `params`, `sync` |
+//! | 4 | `k8s` | the only user of `kube`: service accounts (cached on the clock, refreshed ahead of expiry), node region | `clock`, `params`, `sync` |
 //! | 5 | `aws` | the only user of AWS SDK types: clients, endpoints (`EndpointFlag`), STS, reading Secrets Manager and Parameter Store, error classification, call counting, audit | `clock`, `codes`, `error_text`, `net`, `params`, `read`, `secret`, `sync` |
 //! | 5 | `cache` | the identity-scoped value cache | `clock`, `read`, `sync` |
 //! | 5 | `render` | answers → files and object versions | `jmes`, `params`, `read`, `secret`, `write` |
@@ -31,7 +31,7 @@
 //! | 8 | `service` | the gRPC service: protobuf ⇄ domain, error → status | `codes`, `metrics`, `mount`, `pb`, `render`, `telemetry` |
 //! | 9 | `server` | the socket's lifecycle: bind, serve, drain, exit | `admin`, `authority`, `connections`, `net`, `pb`, `service` |
 //! | 9 | `client` | the `mount` client and its `MountArgs` | `error_text`, `params`, `pb`, `secret`, `telemetry`, `units`, `write` |
-//! | 10 | `doctor` | `doctor` and its `DoctorArgs` | `aws`, `client`, `k8s`, `net`, `read`, `telemetry`, `units` |
+//! | 10 | `doctor` | `doctor` and its `DoctorArgs` | `aws`, `client`, `clock`, `k8s`, `net`, `read`, `telemetry`, `units` |
 //! | 11 | `cli` | the command line: subcommands, serve flags (composing the groups above) | `admin`, `aws`, `client`, `doctor`, `net`, `telemetry`, `units` |
 //! | 12 | `app` | wiring the serve flags into a running provider | anything below |
 //!

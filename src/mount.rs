@@ -470,7 +470,7 @@ mod tests {
             allowed_endpoints: EndpointAllowlist::default(),
         };
         let credentials = CredentialSource::Local(AwsCredentials::fixed("AKID", "secret", None, "test"));
-        let k8s = Arc::new(K8s::new(5, 10, std::time::Duration::from_secs(30)));
+        let k8s = Arc::new(K8s::new(5, 10, std::time::Duration::from_secs(30), crate::clock::system()));
         Mounter::new(config, Fetcher::new(AwsReader::new(settings), cache), credentials, k8s)
     }
 

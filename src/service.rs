@@ -182,7 +182,8 @@ mod tests {
     #[tokio::test]
     async fn write_and_internal_failures_read_as_text() {
         let full = std::io::Error::from_raw_os_error(28);
-        let write = MountError::Write(crate::write::WriteError::Io { op: "rename", path: "..data".into(), error: full });
+        let write =
+            MountError::Write(crate::write::WriteError::Io { op: "rename", path: "..data".into(), error: full });
         let panicked = tokio::spawn(async { panic!("a bug") }).await.expect_err("the task panics");
         let internal = MountError::Internal(format!("the write task failed: {panicked}"));
         for (err, code) in [(write, "WriteFailed: "), (internal, "Internal: ")] {

@@ -88,7 +88,7 @@ pub async fn run(args: &DoctorArgs, env: impl Fn(&str) -> Option<String>) -> Rep
     report.push(cluster::socket_dir(&args.provider_volume));
     let socket = args.provider_volume.join(format!("{}.sock", args.provider_name));
     report.push(cluster::socket(&socket, args.timeout.0).await);
-    let k8s = K8s::new(5, 10, Duration::from_secs(30));
+    let k8s = K8s::new(5, 10, Duration::from_secs(30), crate::clock::system());
     let api = cluster::kubernetes(&k8s).await;
     let reachable = api.first().is_some_and(|row| row.status == Status::Pass);
     report.extend(api);

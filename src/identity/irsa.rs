@@ -7,6 +7,7 @@ use crate::aws::{AwsReader, WebIdentityRequest};
 use crate::k8s::K8s;
 use crate::params::{MountParams, ServiceAccountToken};
 use crate::read::Route;
+use std::sync::Arc;
 
 /// Tries each region's STS in turn, moving on only after a transient failure.
 pub(super) async fn credentials(
@@ -61,7 +62,7 @@ pub(super) async fn credentials(
 }
 
 /// The IRSA role of the service account the pod's token was issued to.
-pub(super) async fn role_of(k8s: &K8s, subject: &TokenSubject) -> Result<String, IdentityError> {
+pub(super) async fn role_of(k8s: &Arc<K8s>, subject: &TokenSubject) -> Result<String, IdentityError> {
     let (namespace, name) = (&subject.namespace, &subject.name);
     let err = |source| IdentityError::Kubernetes { namespace: namespace.clone(), name: name.clone(), source };
     k8s.service_account_role(namespace, name)
