@@ -4,20 +4,27 @@
 
 use std::error::Error;
 
-/// `a: b: c` from `err` and its sources, texts already contained in an earlier one left out;
-/// looks inside `io::Error`s, which hide their payload from `source()`.
+/// The errors in `err`'s chain, `err` first, looking inside `io::Error`s (which hide their
+/// payload from `source()`).
+pub(crate) fn chain<'a>(err: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+    let mut next = Some(err);
+    std::iter::from_fn(move || {
+        let current = next?;
+        next = match current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn Error + 'static)),
+            None => current.source(),
+        };
+        Some(current)
+    })
+}
+
+/// `a: b: c` from `err` and its [`chain`], texts already contained in an earlier one left out.
 pub fn causes(err: &(dyn Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let text = e.to_string();
+    for text in chain(err).map(|e| e.to_string()) {
         if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
-        next = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            Some(inner) => Some(inner as &(dyn Error + 'static)),
-            None => e.source(),
-        };
     }
     parts.join(": ")
 }

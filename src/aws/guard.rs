@@ -26,28 +26,14 @@ impl ClassifyRetry for NoRetryWhenRefused {
     }
 }
 
-/// The errors in `err`'s chain, looking inside `io::Error`s (which hide their payload from
-/// `source()`).
-fn chain<'a>(err: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
-    let mut next = Some(err);
-    std::iter::from_fn(move || {
-        let current = next?;
-        next = match current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            Some(inner) => Some(inner as &(dyn Error + 'static)),
-            None => current.source(),
-        };
-        Some(current)
-    })
-}
-
 /// The `--require-private-endpoints` refusal behind `err`, if that is what failed.
 pub(super) fn refusal_in<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a PublicAddressRefused> {
-    chain(err).find_map(|e| e.downcast_ref::<PublicAddressRefused>())
+    crate::error_text::chain(err).find_map(|e| e.downcast_ref::<PublicAddressRefused>())
 }
 
 /// The TLS certificate failure behind `err` (`invalid peer certificate: UnknownIssuer`), if any.
 pub(super) fn certificate_problem_in(err: &(dyn Error + 'static)) -> Option<String> {
-    chain(err).find_map(|e| match e.downcast_ref::<rustls::Error>() {
+    crate::error_text::chain(err).find_map(|e| match e.downcast_ref::<rustls::Error>() {
         Some(
             tls @ (rustls::Error::InvalidCertificate(_)
             | rustls::Error::NoCertificatesPresented
