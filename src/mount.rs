@@ -158,9 +158,9 @@ impl Mounter {
                 params
             }
             Err(source) => {
-                let (namespace, spc, pod) = raw_who(&input.attributes);
-                record_who(&namespace, &pod, &spc);
-                return Err(MountError::Params { mount: mount_name(&input.attributes), source });
+                let who = RawWho::read(&input.attributes);
+                record_who(&who.namespace, &who.pod, &who.spc);
+                return Err(MountError::Params { mount: who.mount_name(), source });
             }
         };
         let target = self.target(&input.target_path)?;
@@ -376,21 +376,33 @@ fn record_who(namespace: &str, pod: &str, spc: &str) {
     span.record("spc", spc);
 }
 
-/// The pod's namespace, the SecretProviderClass and the pod's name from raw attributes (empty
-/// where missing), for attributes that could not be parsed as a whole.
-fn raw_who(attributes: &str) -> (String, String, String) {
-    let parsed: Option<HashMap<String, serde_json::Value>> = serde_json::from_str(attributes).ok();
-    let get = |k: &str| parsed.as_ref().and_then(|m| m.get(k)).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    (get("csi.storage.k8s.io/pod.namespace"), get("secretProviderClass"), get("csi.storage.k8s.io/pod.name"))
+/// Who mounts, from raw attributes that could not be parsed as a whole (empty where missing):
+/// read once, for the span and for the error.
+struct RawWho {
+    namespace: String,
+    spc: String,
+    pod: String,
 }
 
-/// Names the mount from raw attributes when they could not be parsed.
-fn mount_name(attributes: &str) -> String {
-    let (ns, spc, pod) = raw_who(attributes);
-    match (spc.is_empty(), pod.is_empty()) {
-        (false, _) => format!("SecretProviderClass {ns}/{spc}"),
-        (true, false) => format!("pod {ns}/{pod}"),
-        (true, true) => "mount request".to_string(),
+impl RawWho {
+    fn read(attributes: &str) -> Self {
+        let parsed: Option<HashMap<String, serde_json::Value>> = serde_json::from_str(attributes).ok();
+        let get = |k: &str| parsed.as_ref().and_then(|m| m.get(k)).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        RawWho {
+            namespace: get("csi.storage.k8s.io/pod.namespace"),
+            spc: get("secretProviderClass"),
+            pod: get("csi.storage.k8s.io/pod.name"),
+        }
+    }
+
+    /// Names the mount in its error.
+    fn mount_name(&self) -> String {
+        let RawWho { namespace: ns, spc, pod } = self;
+        match (spc.is_empty(), pod.is_empty()) {
+            (false, _) => format!("SecretProviderClass {ns}/{spc}"),
+            (true, false) => format!("pod {ns}/{pod}"),
+            (true, true) => "mount request".to_string(),
+        }
     }
 }
 
@@ -443,10 +455,10 @@ mod tests {
     #[test]
     fn unparsable_attributes_still_name_the_mount() {
         assert_eq!(
-            mount_name(r#"{"secretProviderClass":"spc","csi.storage.k8s.io/pod.namespace":"ns"}"#),
+            RawWho::read(r#"{"secretProviderClass":"spc","csi.storage.k8s.io/pod.namespace":"ns"}"#).mount_name(),
             "SecretProviderClass ns/spc"
         );
-        assert_eq!(mount_name("not json"), "mount request");
+        assert_eq!(RawWho::read("not json").mount_name(), "mount request");
     }
 
     fn mounter(kubelet_path: &Path) -> Mounter {
