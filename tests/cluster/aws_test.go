@@ -198,19 +198,14 @@ func (p *awsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case denied:
 		c.Answered = "denied"
 		p.record(c)
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.Header().Set("X-Amzn-Errortype", "AccessDeniedException")
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, `{"__type":"AccessDeniedException","Message":"User: %s is not authorized to perform: %s:%s because no identity-based policy allows it"}`,
+		message := fmt.Sprintf("User: %s is not authorized to perform: %s:%s because no identity-based policy allows it",
 			role, c.Service, c.Operation)
+		awsError(w, http.StatusBadRequest, "AccessDeniedException", message)
 		return
 	case outage:
 		c.Answered = "outage"
 		p.record(c)
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.Header().Set("X-Amzn-Errortype", "ServiceUnavailable")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprint(w, `{"__type":"ServiceUnavailable","Message":"region outage (test proxy)"}`)
+		awsError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "region outage (test proxy)")
 		return
 	}
 	c.Answered = "moto"
@@ -323,4 +318,14 @@ func (a *agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"AccountId":       account,
 		"Expiration":      time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
 	})
+}
+
+// awsError answers as an AWS JSON protocol service does: the error type in a header and in the
+// body's __type.
+func awsError(w http.ResponseWriter, status int, errorType, message string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-Errortype", errorType)
+	w.WriteHeader(status)
+	body, _ := json.Marshal(map[string]string{"__type": errorType, "Message": message})
+	_, _ = w.Write(body)
 }
