@@ -56,6 +56,7 @@ pub(crate) async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<Stri
         default_region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).filter(|r| !r.is_empty()),
         node_name: env("NODE_NAME").filter(|n| !n.is_empty()),
         allowed_endpoints: EndpointAllowlist::new(args.endpoint_policy.allowed_endpoint_hosts.clone()),
+        max_objects_per_mount: usize::try_from(args.max_objects_per_mount).unwrap_or(usize::MAX),
     };
     let fetcher = Fetcher::new(aws, cache);
     let mounter = Mounter::new(config, fetcher, credentials, k8s.clone());

@@ -221,6 +221,7 @@ mod tests {
             object_type: ObjectType::SecretsManager,
             version_id: None,
             version_label: None,
+            listing: None,
         };
         CacheKey { identity: identity.into(), region: "us-west-2".into(), item }
     }

@@ -126,6 +126,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CSI_PROVIDER_AWS_BATCH_GET_SECRET_VALUE", num_args = 0..=1, require_equals = true,
           default_value = "true", default_missing_value = "true", action = ArgAction::Set)]
     pub(crate) batch_get_secret_value: bool,
+    /// The most files the `jsonKeys` objects and bulk descriptors (`objectPath`, `filters`) of one
+    /// mount may give together, and the largest `maxObjects` a SecretProviderClass may ask for
+    /// (1 to 10,000); past it the mount fails and writes nothing.
+    #[arg(long, env = "CSI_PROVIDER_AWS_MAX_OBJECTS_PER_MOUNT", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub(crate) max_objects_per_mount: u64,
     /// Admin server address (`/metrics`, `/healthz`, `/readyz`); empty disables it; port 0
     /// picks a free port and logs it.
     #[arg(long, env = "CSI_PROVIDER_AWS_METRICS_ADDR", default_value = "0.0.0.0:8989")]

@@ -1,5 +1,6 @@
-//! jmesPath extraction: one string out of a JSON secret. Errors name the expression, never a
-//! value.
+//! jmesPath extraction: one value out of a JSON secret (a string as its text, anything else
+//! as JSON text), and the top-level keys of a JSON object (`jsonKeys`). Errors name the
+//! expression, never a value.
 //!
 //! The `jmespath` crate parses, evaluates and drops expressions recursively, so an expression
 //! nested thousands of levels deep (`!!!…a`, `(((…)))`) would overflow a worker's stack and
@@ -30,8 +31,8 @@ pub enum JmesError {
     BadExpression { path: String, reason: String },
     #[error("jmesPath {path:?}: no such key (the expression matched nothing)")]
     Missing { path: String },
-    #[error("jmesPath {path:?}: the match is a {kind}, not a string")]
-    NotAString { path: String, kind: &'static str },
+    #[error("jmesPath {path:?}: the match cannot be written as JSON text")]
+    NotWritable { path: String },
     #[error("jmesPath of {len} bytes is too long (at most {MAX_EXPRESSION_LEN})")]
     TooLong { len: usize },
     #[error("jmesPath {path:?}…: more than {MAX_OPERATORS} operators and brackets")]
@@ -76,7 +77,9 @@ fn operators(path: &str) -> usize {
     count
 }
 
-/// Evaluates `path` against the JSON document `value` and returns the string it selects.
+/// Evaluates `path` against the JSON document `value` and returns what it selects: a string as
+/// its text; a number, boolean, object or list as JSON text (the Go provider refused those, so no
+/// working SecretProviderClass changes). Nothing matched (or `null`) is an error.
 pub fn extract(value: &[u8], path: &str) -> Result<SecretBytes, JmesError> {
     let expr = compile(path)?;
     let json: serde_json::Value =
@@ -87,19 +90,43 @@ pub fn extract(value: &[u8], path: &str) -> Result<SecretBytes, JmesError> {
     match found.as_string() {
         Some(text) => Ok(SecretBytes::from(text.as_str())),
         None if found.is_null() => Err(JmesError::Missing { path: path.to_string() }),
-        None => Err(JmesError::NotAString { path: path.to_string(), kind: kind_of(&found) }),
+        None => serde_json::to_vec(&*found)
+            .map(SecretBytes::new)
+            .map_err(|_| JmesError::NotWritable { path: path.to_string() }),
     }
 }
 
-fn kind_of(v: &jmespath::Variable) -> &'static str {
-    if v.is_number() {
-        "number"
-    } else if v.is_boolean() {
-        "boolean"
-    } else if v.is_array() {
-        "list"
-    } else {
-        "object"
+/// Why a value's top-level keys could not be listed (`jsonKeys`); never shows a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeysError {
+    #[error("jsonKeys: the value is not JSON")]
+    NotJson,
+    #[error("jsonKeys: the value is JSON but not an object (a {kind})")]
+    NotAnObject { kind: &'static str },
+}
+
+/// The top-level keys of the JSON object `value`, each with its value: a string as its text,
+/// anything else as JSON text. Keys come in sorted order (a later duplicate key wins).
+pub fn top_level(value: &[u8]) -> Result<Vec<(String, SecretBytes)>, KeysError> {
+    let json: serde_json::Value = serde_json::from_slice(value).map_err(|_| KeysError::NotJson)?;
+    let serde_json::Value::Object(map) = json else {
+        return Err(KeysError::NotAnObject { kind: kind_of(&json) });
+    };
+    let text = |v: serde_json::Value| match v {
+        serde_json::Value::String(s) => SecretBytes::new(s.into_bytes()),
+        other => SecretBytes::new(other.to_string().into_bytes()),
+    };
+    Ok(map.into_iter().map(|(k, v)| (k, text(v))).collect())
+}
+
+fn kind_of(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "list",
+        serde_json::Value::Object(_) => "object",
     }
 }
 
@@ -115,12 +142,40 @@ mod tests {
         assert_eq!(extract(RDS, "nested.k").map(|v| v.expose().to_vec()), Ok(b"v".to_vec()));
     }
 
+    /// Issue #17 item 5: numbers, booleans, objects and lists are written as JSON text.
+    #[test]
+    fn non_strings_are_json_text() {
+        let text = |path: &str| extract(RDS, path).map(|v| String::from_utf8(v.expose().to_vec()).expect("utf-8"));
+        assert_eq!(text("port"), Ok("5432".into()));
+        assert_eq!(text("tls"), Ok("true".into()));
+        assert_eq!(text("nested"), Ok(r#"{"k":"v"}"#.into()));
+        assert_eq!(text("[username, port]"), Ok(r#"["u",5432]"#.into()));
+        let float = extract(br#"{"f":1.5,"big":12345678901234567890}"#, "[f, big]").expect("numbers");
+        assert_eq!(float.expose(), br#"[1.5,12345678901234567890]"#);
+    }
+
+    #[test]
+    fn top_level_keys_are_listed_with_strings_as_text_and_the_rest_as_json() {
+        let keys = top_level(RDS).expect("object");
+        let shown: Vec<(&str, &[u8])> = keys.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        assert_eq!(
+            shown,
+            [
+                ("nested", &br#"{"k":"v"}"#[..]),
+                ("password", b"p"),
+                ("port", b"5432"),
+                ("tls", b"true"),
+                ("username", b"u")
+            ]
+        );
+        assert_eq!(top_level(b"[1]").map(|_| ()), Err(KeysError::NotAnObject { kind: "list" }));
+        assert_eq!(top_level(b"hunter2").map(|_| ()), Err(KeysError::NotJson));
+    }
+
     #[test]
     fn errors_name_the_path_never_the_value() {
         assert_eq!(extract(RDS, "missing"), Err(JmesError::Missing { path: "missing".into() }));
-        assert_eq!(extract(RDS, "port"), Err(JmesError::NotAString { path: "port".into(), kind: "number" }));
-        assert_eq!(extract(RDS, "tls"), Err(JmesError::NotAString { path: "tls".into(), kind: "boolean" }));
-        assert!(matches!(extract(RDS, "nested"), Err(JmesError::NotAString { kind: "object", .. })));
+        assert_eq!(extract(RDS, "nested.none"), Err(JmesError::Missing { path: "nested.none".into() }));
         assert_eq!(extract(b"hunter2", "username"), Err(JmesError::NotJson { path: "username".into() }));
         let bad = extract(RDS, "[[").expect_err("bad expression");
         assert!(!bad.to_string().contains("password"), "{bad}");

@@ -17,12 +17,13 @@
 //! | 1 | `jmes` | jmesPath extraction | `secret` |
 //! | 1 | `write` | the atomic `..data` swap into a target path, target checks | `codes`, `secret`, `sync` |
 //! | 2 | `params` | SecretProviderClass attributes, `objects` descriptors, file names, the `objects` memo | `codes`, `jmes`, `secret`, `sync` |
+//! | 3 | `decode` | `objectEncoding`: base64, hex, utf-8 | `params`, `secret` |
 //! | 3 | `read` | the vocabulary of a read: items, answers, errors, route, service, the per-mount scope, call keys | `codes`, `params`, `secret`, `sync` |
 //! | 4 | `net` | the network path to AWS without SDK types: addresses, allowlist, resolver, proxy, CA bundle, `NetworkArgs` | `params`, `read` |
 //! | 4 | `k8s` | the only user of `kube`: service accounts (cached on the clock, refreshed ahead of expiry), node region | `clock`, `params`, `sync` |
 //! | 5 | `aws` | the only user of AWS SDK types: clients, endpoints (`EndpointFlag`), STS, reading Secrets Manager and Parameter Store, error classification, call counting, audit | `clock`, `codes`, `error_text`, `net`, `params`, `read`, `secret`, `sync` |
 //! | 5 | `cache` | the identity-scoped value cache | `clock`, `read`, `sync` |
-//! | 5 | `render` | answers → files and object versions | `jmes`, `params`, `read`, `secret`, `write` |
+//! | 5 | `render` | answers → files and object versions (`objectEncoding`, `jsonKeys`, bulk items) | `decode`, `jmes`, `params`, `read`, `secret`, `write` |
 //! | 6 | `metrics` | the Prometheus registry, process metrics | `cache`, `codes`, `read` |
 //! | 6 | `identity` | the pod's credentials (IRSA, Pod Identity), their cache, where a mount's credentials come from | `aws`, `clock`, `codes`, `k8s`, `params`, `read`, `sync` |
 //! | 6 | `fetch` | reading through the cache, coalescing identical reads in flight | `aws`, `cache`, `read`, `sync` |
@@ -49,6 +50,7 @@ pub mod clock;
 #[doc(hidden)] // the error codes the hidden entry points return, not API
 pub mod codes;
 pub(crate) mod connections;
+pub(crate) mod decode;
 pub mod doctor;
 pub(crate) mod error_text;
 pub(crate) mod fetch;

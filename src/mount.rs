@@ -7,7 +7,7 @@ use crate::identity::{CredentialSource, IdentityError, Proven};
 use crate::k8s::K8s;
 use crate::net::{EndpointAllowlist, EndpointRefused, SpcEndpoints};
 use crate::params::{self, MountParams, ObjectSpec, ObjectsMemo, ParamError};
-use crate::read::{FetchError, Fetched, ReadItem, ReadResult, Route};
+use crate::read::{FetchError, Fetched, Got, Listed, Listing, ReadItem, ReadResult, Route};
 use crate::render::{self, FileVersion, RenderError};
 use crate::write::{self, KnownSets, OutFile, Target, Targets, WriteError, WriteOutcome};
 use std::collections::HashMap;
@@ -25,6 +25,9 @@ pub struct MountConfig {
     pub node_name: Option<String>,
     /// `--allowed-endpoint-host`: the hosts a SecretProviderClass's endpoint parameters may name.
     pub allowed_endpoints: EndpointAllowlist,
+    /// `--max-objects-per-mount`: the most files the `jsonKeys` objects and bulk descriptors of
+    /// one mount may give, and the largest `maxObjects` accepted.
+    pub max_objects_per_mount: usize,
 }
 
 /// One `Mount` request in domain terms.
@@ -97,7 +100,8 @@ impl MountError {
             MountError::Region { .. } | MountError::Endpoint { .. } => ErrorCode::InvalidParameters,
             MountError::Identity { source, .. } => source.code(),
             MountError::Fetch { first, .. } => first.code,
-            MountError::Render(_) => ErrorCode::JmesPathFailed,
+            MountError::Render(e) if e.is_json() => ErrorCode::JmesPathFailed,
+            MountError::Render(_) => ErrorCode::InvalidParameters,
             MountError::Write(e) => e.code(),
             MountError::Internal(_) => ErrorCode::Internal,
         }
@@ -166,6 +170,7 @@ impl Mounter {
         let target = self.target(&input.target_path)?;
         let region = self.region(&params).await?;
         check_arn_regions(&params, &region)?;
+        self.check_max_objects(&params)?;
         if params.failover_region.as_deref() == Some(region.as_str()) {
             return Err(region_error(&params, format!("failoverRegion {region} must differ from the region")));
         }
@@ -174,10 +179,27 @@ impl Mounter {
         let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
         let scope = Scope::new(&proven.credentials, &proven.identity, Route::new(&region, &endpoints.primary), &pod);
         let fetched = self.fetch(&params, &scope, &endpoints).await?;
-        let rendered = render::render(&fetched)?;
+        let rendered = render::render(&fetched, self.config.max_objects_per_mount)?;
         let delivery = self.deliver(target, &rendered.files).await?;
         let files = if delivery == Delivery::Returned { rendered.files } else { Vec::new() };
         Ok(MountOutput { versions: rendered.versions, files, delivery, objects: params.objects.len() })
+    }
+
+    /// Every `maxObjects` within `--max-objects-per-mount`, checked before any AWS call.
+    fn check_max_objects(&self, params: &MountParams) -> Result<(), MountError> {
+        let ceiling = self.config.max_objects_per_mount;
+        match params.objects.iter().find(|o| o.max_objects_set.is_some_and(|max| max > ceiling)) {
+            Some(o) => Err(MountError::Params {
+                mount: params.describe(),
+                source: ParamError::Object {
+                    index: o.index,
+                    name: Some(o.name.clone()),
+                    field: "maxObjects".into(),
+                    detail: format!("{} is above this provider's --max-objects-per-mount {ceiling}", o.max_objects()),
+                },
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The checked target path, or `None` in driver-writes mode (the driver checks and writes).
@@ -246,23 +268,27 @@ impl Mounter {
         params: &'p MountParams,
         scope: &Scope<'_>,
         endpoints: &SpcEndpoints,
-    ) -> Result<Vec<(&'p ObjectSpec, Fetched)>, MountError> {
-        let items: Vec<ReadItem> = params.objects.iter().map(primary_item).collect();
+    ) -> Result<Vec<(&'p ObjectSpec, Got)>, MountError> {
+        let ceiling = self.config.max_objects_per_mount;
+        let items: Vec<ReadItem> = params.objects.iter().map(|o| primary_item(o, ceiling)).collect();
         let answers = self.fetcher.fetch(scope, items).await;
         let region = scope.route.region;
         let mut results: Vec<(&ObjectSpec, ReadResult)> =
-            params.objects.iter().map(|o| (o, answers.get(&primary_item(o), region))).collect();
+            params.objects.iter().map(|o| (o, answers.get(&primary_item(o, ceiling), region))).collect();
         if let Some(failover_region) = &params.failover_region {
             let failover = scope.along(Route::new(failover_region, &endpoints.failover));
             self.fail_over(&failover, &mut results).await;
         }
-        collect(results)
+        collect(results)?.into_iter().map(|(o, f)| got(o, f).map(|g| (o, g))).collect()
     }
 
+    /// Bulk descriptors have no failover: only single objects are read again.
     async fn fail_over(&self, failover: &Scope<'_>, results: &mut [(&ObjectSpec, ReadResult)]) {
         let failover_region = failover.route.region;
-        let retry: Vec<usize> =
-            (0..results.len()).filter(|&i| matches!(&results[i].1, Err(e) if e.code.is_transient())).collect();
+        let ceiling = self.config.max_objects_per_mount;
+        let retry: Vec<usize> = (0..results.len())
+            .filter(|&i| results[i].0.bulk.is_none() && matches!(&results[i].1, Err(e) if e.code.is_transient()))
+            .collect();
         if retry.is_empty() {
             return;
         }
@@ -271,12 +297,12 @@ impl Mounter {
             region = failover_region,
             "primary region failed transiently; reading from the failover region"
         );
-        let items: Vec<ReadItem> = retry.iter().map(|&i| failover_item(results[i].0)).collect();
+        let items: Vec<ReadItem> = retry.iter().map(|&i| failover_item(results[i].0, ceiling)).collect();
         let second = self.fetcher.fetch(failover, items).await;
         for i in retry {
             let (object, primary) = &mut results[i];
             let first = primary.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
-            *primary = second.get(&failover_item(object), failover_region).map_err(|mut e| {
+            *primary = second.get(&failover_item(object, ceiling), failover_region).map_err(|mut e| {
                 e.reason = format!("{}; the primary region failed first: {first}", e.reason);
                 e
             });
@@ -310,25 +336,40 @@ impl Mounter {
     }
 }
 
-fn primary_item(object: &ObjectSpec) -> ReadItem {
+/// What to read for `object`; a bulk descriptor lists at most its `maxObjects`, never more
+/// than `ceiling` (`--max-objects-per-mount`).
+fn primary_item(object: &ObjectSpec, ceiling: usize) -> ReadItem {
+    let listing = (object.bulk.clone()).map(|bulk| Listing { bulk, max: object.max_objects().min(ceiling) });
     ReadItem {
         name: object.name.clone(),
         object_type: object.object_type,
         version_id: object.version_id.clone(),
         version_label: object.version_label.clone(),
+        listing,
     }
 }
 
-fn failover_item(object: &ObjectSpec) -> ReadItem {
+fn failover_item(object: &ObjectSpec, ceiling: usize) -> ReadItem {
     match &object.failover {
         Some(f) => ReadItem {
             name: f.name.clone(),
             object_type: object.object_type,
             version_id: f.version_id.clone(),
             version_label: f.version_label.clone(),
+            listing: None,
         },
-        None => primary_item(object),
+        None => primary_item(object, ceiling),
     }
+}
+
+/// What was read for `object`: its value, or the items its listing found.
+fn got(object: &ObjectSpec, fetched: Fetched) -> Result<Got, MountError> {
+    if object.bulk.is_none() {
+        return Ok(Got::One(fetched));
+    }
+    Listed::unpack(&fetched).map(Got::Many).ok_or_else(|| {
+        MountError::Internal(format!("the listing of objects[{}] is not in its framed form", object.index))
+    })
 }
 
 /// All values, each beside what it answers, or the most telling failure: a permanent one before
@@ -480,6 +521,7 @@ mod tests {
             default_region: Some("us-west-2".into()),
             node_name: None,
             allowed_endpoints: EndpointAllowlist::default(),
+            max_objects_per_mount: 1000,
         };
         let credentials = CredentialSource::Local(AwsCredentials::fixed("AKID", "secret", None, "test"));
         let k8s = Arc::new(K8s::new(5, 10, std::time::Duration::from_secs(30), crate::clock::system()));

@@ -9,7 +9,7 @@
 //! and an item without an answer is an error naming it, never a silent drop.
 
 use crate::codes::ErrorCode;
-use crate::params::ObjectType;
+use crate::params::{Bulk, ObjectType};
 use crate::secret::SecretBytes;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -83,13 +83,22 @@ impl<'a> Route<'a> {
     }
 }
 
-/// One object to read: what and which version.
+/// One object to read: what and which version; or, with a listing, every item a bulk
+/// descriptor lists (then `name` is the descriptor's name in messages).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ReadItem {
     pub name: String,
     pub object_type: ObjectType,
     pub version_id: Option<String>,
     pub version_label: Option<String>,
+    pub listing: Option<Listing>,
+}
+
+/// A bulk read: what to list, and the most items to accept (reading stops, and fails, past it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Listing {
+    pub bulk: Bulk,
+    pub max: usize,
 }
 
 /// A value read from AWS with its version (Secrets Manager VersionId, Parameter Store number).
@@ -97,6 +106,57 @@ pub struct ReadItem {
 pub struct Fetched {
     pub value: SecretBytes,
     pub version: String,
+}
+
+/// One item a bulk descriptor listed: its full name and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub value: Fetched,
+}
+
+impl Listed {
+    /// The items of a bulk read as one value, so the answer travels through the same cache and
+    /// in-flight coalescing as any other read: each item framed as name, version and value, each
+    /// behind its length (4 bytes, big-endian). The buffer is sized up front, so no partial copy
+    /// of a value is left behind unzeroed by a reallocation.
+    pub fn pack(items: &[Listed]) -> Fetched {
+        let size: usize = items.iter().map(|i| 12 + i.name.len() + i.value.version.len() + i.value.value.len()).sum();
+        let mut out = Vec::with_capacity(size);
+        for item in items {
+            for part in [item.name.as_bytes(), item.value.version.as_bytes(), item.value.value.expose()] {
+                out.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+                out.extend_from_slice(part);
+            }
+        }
+        Fetched { value: SecretBytes::new(out), version: format!("{} items", items.len()) }
+    }
+
+    /// The items [`Listed::pack`] framed, or `None` when `packed` is not such a value.
+    pub fn unpack(packed: &Fetched) -> Option<Vec<Listed>> {
+        let mut rest = packed.value.expose();
+        let mut take = || -> Option<&[u8]> {
+            let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+            let part = rest.get(4..4 + len)?;
+            rest = &rest[4 + len..];
+            Some(part)
+        };
+        let mut items = Vec::new();
+        while let Some(name) = take() {
+            let name = String::from_utf8(name.to_vec()).ok()?;
+            let version = String::from_utf8(take()?.to_vec()).ok()?;
+            let value = SecretBytes::new(take()?.to_vec());
+            items.push(Listed { name, value: Fetched { value, version } });
+        }
+        rest.is_empty().then_some(items)
+    }
+}
+
+/// What one descriptor read: one value, or every item a bulk descriptor listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Got {
+    One(Fetched),
+    Many(Vec<Listed>),
 }
 
 /// A failed read of one object, with the context the pod owner needs.
@@ -238,7 +298,28 @@ mod tests {
     use super::*;
 
     fn item(name: &str) -> ReadItem {
-        ReadItem { name: name.into(), object_type: ObjectType::SecretsManager, version_id: None, version_label: None }
+        ReadItem {
+            name: name.into(),
+            object_type: ObjectType::SecretsManager,
+            version_id: None,
+            version_label: None,
+            listing: None,
+        }
+    }
+
+    #[test]
+    fn listed_items_pack_into_one_value_and_back() {
+        let listed = |name: &str, version: &str, value: &[u8]| Listed {
+            name: name.into(),
+            value: Fetched { value: SecretBytes::new(value.to_vec()), version: version.into() },
+        };
+        let items = vec![listed("/app/a", "1", b"x"), listed("/app/b/c", "7", &[0, 0xff, 0]), listed("", "", b"")];
+        let packed = Listed::pack(&items);
+        assert_eq!(packed.version, "3 items");
+        assert_eq!(Listed::unpack(&packed), Some(items));
+        assert_eq!(Listed::unpack(&Listed::pack(&[])), Some(vec![]));
+        let truncated = Fetched { value: SecretBytes::new(packed.value.expose()[..5].to_vec()), version: "x".into() };
+        assert_eq!(Listed::unpack(&truncated), None);
     }
 
     #[test]

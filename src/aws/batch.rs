@@ -178,6 +178,7 @@ mod tests {
             object_type: ObjectType::SecretsManager,
             version_id: version.map(Into::into),
             version_label: label.map(Into::into),
+            listing: None,
         }
     }
 

@@ -162,6 +162,7 @@ mod tests {
             object_type: ObjectType::Parameter,
             version_id: version.map(Into::into),
             version_label: label.map(Into::into),
+            listing: None,
         }
     }
 

@@ -31,6 +31,19 @@ pub const MAX_DNS_LABEL: usize = 63;
 /// A pod, service account or SecretProviderClass name: a DNS-1123 subdomain.
 pub const MAX_SUBDOMAIN: usize = 253;
 
+/// The largest `maxObjects` and `--max-objects-per-mount` accepted: the most files one mount
+/// can be asked to expand into.
+pub const MAX_OBJECTS_CEILING: usize = 10_000;
+/// The most `filters` entries (AWS: 10).
+pub const MAX_FILTERS: usize = 10;
+/// The most values in one filter (AWS: 10).
+pub const MAX_FILTER_VALUES: usize = 10;
+/// The longest filter value (AWS: 512).
+pub const MAX_FILTER_VALUE: usize = 512;
+/// The filter keys `BatchGetSecretValue` takes.
+pub const FILTER_KEYS: [&str; 7] =
+    ["name", "tag-key", "tag-value", "description", "primary-region", "owning-service", "all"];
+
 /// Whether `text` holds a control character (newlines, escapes, …): such text could forge log
 /// lines or terminal output, and no AWS or Kubernetes name can hold one.
 pub fn has_control(text: &str) -> bool {

@@ -60,6 +60,13 @@ fn size_of(yaml: &str, objects: &[ObjectSpec]) -> usize {
         });
         let jmes: usize = o.jmes.iter().map(|j| std::mem::size_of_val(j) + j.path.len() + j.file_name.len()).sum();
         let opt = |v: &Option<String>| v.as_ref().map_or(0, String::len);
+        let bulk = match &o.bulk {
+            Some(super::Bulk::Path { path, .. }) => path.len(),
+            Some(super::Bulk::Filters(filters)) => (filters.iter())
+                .map(|f| std::mem::size_of_val(f) + f.key.len() + f.values.iter().map(|v| 24 + v.len()).sum::<usize>())
+                .sum(),
+            None => 0,
+        };
         o.name.len()
             + o.file_name.len()
             + opt(&o.arn_region)
@@ -67,6 +74,7 @@ fn size_of(yaml: &str, objects: &[ObjectSpec]) -> usize {
             + opt(&o.version_label)
             + failover
             + jmes
+            + bulk
     };
     let objects: usize = objects.iter().map(|o| std::mem::size_of_val(o) + strings(o)).sum();
     yaml.len() + objects

@@ -15,7 +15,7 @@ mod objects;
 pub use attributes::{parse_mount_request, parse_mount_request_with, parse_permission};
 pub use error::{FileOwner, ParamError};
 pub use memo::ObjectsMemo;
-pub use naming::validate_relative_path;
+pub use naming::{file_name, validate_relative_path};
 
 use crate::secret::SecretString;
 use std::collections::BTreeMap;
@@ -47,6 +47,29 @@ pub enum AddressType {
     Auto,
 }
 
+/// `objectEncoding`: how a value's bytes are decoded before they are written. Absent, bytes are
+/// written as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// The standard alphabet, padding optional.
+    Base64,
+    /// Hex digits, either case.
+    Hex,
+    /// Bytes kept as they are once checked to be valid UTF-8.
+    Utf8,
+}
+
+impl Encoding {
+    /// The name written in `objectEncoding`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Base64 => "base64",
+            Encoding::Hex => "hex",
+            Encoding::Utf8 => "utf-8",
+        }
+    }
+}
+
 /// One `jmesPath` entry of an object: one extra file extracted from a JSON value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JmesEntry {
@@ -56,6 +79,29 @@ pub struct JmesEntry {
     pub file_name: String,
     /// Mode bits for the file.
     pub mode: u32,
+    /// `objectEncoding` of the entry: applied to the extracted text.
+    pub encoding: Option<Encoding>,
+}
+
+/// The default `maxObjects`: how many files one `jsonKeys` object or bulk descriptor may give.
+pub const DEFAULT_MAX_OBJECTS: usize = 100;
+
+/// A descriptor that mounts many items: every parameter under a path, or every secret that
+/// matches filters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Bulk {
+    /// `objectPath` (`GetParametersByPath`), with `recursive`.
+    Path { path: String, recursive: bool },
+    /// `filters` (`BatchGetSecretValue` with `Filters`).
+    Filters(Vec<SecretFilter>),
+}
+
+/// One `filters` entry, exactly as `BatchGetSecretValue` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SecretFilter {
+    /// `name`, `tag-key`, `tag-value`, `description`, `primary-region`, `owning-service`, `all`.
+    pub key: String,
+    pub values: Vec<String>,
 }
 
 /// The object to read in the failover region instead of the primary one.
@@ -86,6 +132,31 @@ pub struct ObjectSpec {
     pub mode: u32,
     pub jmes: Vec<JmesEntry>,
     pub failover: Option<FailoverObject>,
+    /// `objectEncoding`: applied to the value before its file and its jmesPath entries see it.
+    pub encoding: Option<Encoding>,
+    /// `jsonKeys: true`: one file per top-level key instead of the object's own file; then
+    /// `file_name` is the directory prefix (the objectAlias), empty without one.
+    pub json_keys: bool,
+    /// A bulk descriptor (`objectPath` or `filters`); then `file_name` is the directory prefix
+    /// (the objectAlias), empty without one, and `name` says what is listed.
+    pub bulk: Option<Bulk>,
+    /// `maxObjects` as written: the most files a `jsonKeys` object or a bulk descriptor may give
+    /// ([`DEFAULT_MAX_OBJECTS`] when absent; see [`ObjectSpec::max_objects`]).
+    pub max_objects_set: Option<usize>,
+    /// `pathTranslation`, for the names of the files a `jsonKeys` object or bulk descriptor gives.
+    pub translation: Option<char>,
+}
+
+impl ObjectSpec {
+    /// Whether this object gives many files (named after keys or items) instead of its own.
+    pub fn expands(&self) -> bool {
+        self.json_keys || self.bulk.is_some()
+    }
+
+    /// The most files this object may give: its `maxObjects`, else [`DEFAULT_MAX_OBJECTS`].
+    pub fn max_objects(&self) -> usize {
+        self.max_objects_set.unwrap_or(DEFAULT_MAX_OBJECTS)
+    }
 }
 
 /// Who is mounting: the `csi.storage.k8s.io/*` keys kubelet adds.

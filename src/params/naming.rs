@@ -15,7 +15,7 @@ const MAX_ELEMENT: usize = 255;
 /// With a translation character every `/` (a leading one included) becomes it; without one
 /// (`pathTranslation: False`) a single leading `/` is stripped and inner ones make
 /// subdirectories. The result still has to pass [`validate_relative_path`].
-pub(super) fn file_name(base: &str, translation: Option<char>) -> String {
+pub fn file_name(base: &str, translation: Option<char>) -> String {
     match translation {
         Some(c) => base.replace('/', c.encode_utf8(&mut [0; 4])),
         None => base.strip_prefix('/').unwrap_or(base).to_string(),
@@ -55,11 +55,12 @@ fn element_problem(element: &str) -> Option<&'static str> {
     }
 }
 
-/// Every file of the mount with the entry it comes from.
+/// Every file of the mount known before anything is read, with the entry it comes from (the
+/// files a `jsonKeys` object or a bulk descriptor gives are known, and checked, only once read).
 fn files(objects: &[ObjectSpec]) -> impl Iterator<Item = (&str, FileOwner)> {
     objects.iter().flat_map(|object| {
         let owner = move |jmes| FileOwner { index: object.index, name: object.name.clone(), jmes };
-        let own = std::iter::once((object.file_name.as_str(), owner(None)));
+        let own = (!object.expands()).then(|| (object.file_name.as_str(), owner(None))).into_iter();
         let extracted =
             (object.jmes.iter().enumerate()).map(move |(j, entry)| (entry.file_name.as_str(), owner(Some(j))));
         own.chain(extracted)

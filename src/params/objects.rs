@@ -7,7 +7,7 @@
 //! with errors naming the object (index and name) and the field.
 
 use super::error::{ParamError, quoted};
-use super::{FailoverObject, JmesEntry, ObjectSpec, ObjectType, limits, memo, naming};
+use super::{Bulk, Encoding, FailoverObject, JmesEntry, ObjectSpec, ObjectType, SecretFilter, limits, memo, naming};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
 use std::marker::PhantomData;
@@ -95,6 +95,12 @@ struct RawObject {
     permission: Option<String>,
     jmes: Option<Vec<Raw<RawJmes>>>,
     failover: Option<Raw<RawFailover>>,
+    encoding: Option<String>,
+    json_keys: Option<String>,
+    object_path: Option<String>,
+    recursive: Option<String>,
+    max_objects: Option<String>,
+    filters: Option<Vec<Raw<RawFilter>>>,
 }
 
 #[derive(Debug, Default)]
@@ -102,6 +108,13 @@ struct RawJmes {
     path: Option<String>,
     alias: Option<String>,
     permission: Option<String>,
+    encoding: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct RawFilter {
+    key: Option<String>,
+    values: Option<Vec<Option<String>>>,
 }
 
 #[derive(Debug, Default)]
@@ -116,6 +129,8 @@ enum Slot<'a> {
     Text(&'a mut Option<String>),
     Jmes(&'a mut Option<Vec<Raw<RawJmes>>>),
     Failover(&'a mut Option<Raw<RawFailover>>),
+    Filters(&'a mut Option<Vec<Raw<RawFilter>>>),
+    Texts(&'a mut Option<Vec<Option<String>>>),
     Ignore,
 }
 
@@ -137,6 +152,12 @@ impl RawMapping for RawObject {
             "filepermission" => Slot::Text(&mut self.permission),
             "jmespath" => Slot::Jmes(&mut self.jmes),
             "failoverobject" => Slot::Failover(&mut self.failover),
+            "objectencoding" => Slot::Text(&mut self.encoding),
+            "jsonkeys" => Slot::Text(&mut self.json_keys),
+            "objectpath" => Slot::Text(&mut self.object_path),
+            "recursive" => Slot::Text(&mut self.recursive),
+            "maxobjects" => Slot::Text(&mut self.max_objects),
+            "filters" => Slot::Filters(&mut self.filters),
             _ => Slot::Ignore,
         }
     }
@@ -149,6 +170,18 @@ impl RawMapping for RawJmes {
             "path" => Slot::Text(&mut self.path),
             "objectalias" => Slot::Text(&mut self.alias),
             "filepermission" => Slot::Text(&mut self.permission),
+            "objectencoding" => Slot::Text(&mut self.encoding),
+            _ => Slot::Ignore,
+        }
+    }
+}
+
+impl RawMapping for RawFilter {
+    const EXPECTING: &'static str = "a mapping (a filter with key and values)";
+    fn slot(&mut self, key: &str) -> Slot<'_> {
+        match key {
+            "key" => Slot::Text(&mut self.key),
+            "values" => Slot::Texts(&mut self.values),
             _ => Slot::Ignore,
         }
     }
@@ -192,6 +225,8 @@ impl<'de, T: RawMapping> Visitor<'de> for RawVisitor<T> {
                 Slot::Text(slot) => *slot = map.next_value()?,
                 Slot::Jmes(slot) => *slot = map.next_value()?,
                 Slot::Failover(slot) => *slot = map.next_value()?,
+                Slot::Filters(slot) => *slot = map.next_value()?,
+                Slot::Texts(slot) => *slot = map.next_value()?,
                 Slot::Ignore => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -226,25 +261,42 @@ fn present(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 
-fn build_object(index: usize, raw: RawObject, ctx: &Context) -> Result<ObjectSpec, ParamError> {
-    let Some(name) = present(raw.name) else {
+fn build_object(index: usize, mut raw: RawObject, ctx: &Context) -> Result<ObjectSpec, ParamError> {
+    let bulk_name = bulk_name(index, &raw)?;
+    let Some(name) = bulk_name.clone().or_else(|| present(raw.name.take())) else {
         return Err(At { index, name: None }.err("objectName", "is required"));
     };
     let at = At { index, name: Some(&name) };
-    let (object_type, arn_region) = resolve_type(&at, &name, present(raw.object_type))?;
-    check_name(&at, "objectName", &name, object_type)?;
+    let bulk = build_bulk(&at, &mut raw)?;
+    let (object_type, arn_region) = match &bulk {
+        Some(bulk) => (bulk_type(&at, bulk, present(raw.object_type.take()))?, None),
+        None => resolve_type(&at, &name, present(raw.object_type.take()))?,
+    };
+    if bulk.is_none() {
+        check_name(&at, "objectName", &name, object_type)?;
+    }
     let (version_id, version_label) = (present(raw.version), present(raw.label));
     check_versions(&at, "", object_type, &version_id, &version_label)?;
     let mode = mode_or(&at, "filePermission", present(raw.permission), ctx.default_mode)?;
+    let encoding = encoding(&at, "objectEncoding", present(raw.encoding))?;
+    let json_keys = flag(&at, "jsonKeys", present(raw.json_keys))?;
     let alias = present(raw.alias);
+    let expands = json_keys || bulk.is_some();
+    let max_objects_set = max_objects(&at, present(raw.max_objects), expands)?;
     let field = if alias.is_some() { "objectAlias" } else { "objectName" };
-    let file_name = resolve_file(&at, field, alias.as_deref().unwrap_or(&name), ctx)?;
+    let file_name = match (expands, alias.as_deref()) {
+        (true, None) => String::new(),
+        (_, base) => resolve_file(&at, field, base.unwrap_or(&name), ctx)?,
+    };
     let entries = raw.jmes.unwrap_or_default().into_iter().enumerate();
     let jmes = (entries.map(|(j, Raw(entry))| build_jmes(&at, j, entry, mode, ctx))).collect::<Result<Vec<_>, _>>()?;
+    if bulk.is_some() && raw.failover.is_some() {
+        return Err(at.err("failoverObject", "is not allowed here: bulk descriptors have no failover"));
+    }
     let failover = (raw.failover)
         .map(|Raw(f)| build_failover(&at, f, object_type, alias.is_some(), &version_id, ctx))
         .transpose()?;
-    Ok(ObjectSpec {
+    let spec = ObjectSpec {
         index,
         name: name.clone(),
         arn_region,
@@ -255,7 +307,165 @@ fn build_object(index: usize, raw: RawObject, ctx: &Context) -> Result<ObjectSpe
         mode,
         jmes,
         failover,
-    })
+        encoding,
+        json_keys,
+        bulk,
+        max_objects_set,
+        translation: ctx.translation,
+    };
+    check_bulk_fields(&at, &spec)?;
+    Ok(spec)
+}
+
+/// The name a bulk descriptor goes by in messages (its `objectPath`, or its `filters`), or
+/// `None` for a single object. A bulk descriptor cannot also name one object.
+fn bulk_name(index: usize, raw: &RawObject) -> Result<Option<String>, ParamError> {
+    let path = present(raw.object_path.clone());
+    let described = match (&path, &raw.filters) {
+        (Some(_), Some(_)) => {
+            let at = At { index, name: path.as_deref() };
+            return Err(
+                at.err("filters", "cannot be used together with objectPath (one bulk descriptor reads one store)")
+            );
+        }
+        (Some(path), None) => path.clone(),
+        (None, Some(filters)) => describe_filters(filters),
+        (None, None) => return Ok(None),
+    };
+    if present(raw.name.clone()).is_some() {
+        let at = At { index, name: Some(&described) };
+        let detail = "cannot be used on a bulk descriptor (objectPath or filters lists what is mounted)";
+        return Err(at.err("objectName", detail));
+    }
+    Ok(Some(described))
+}
+
+/// `filters[name=a,tag-key=b]`, bounded, for messages.
+fn describe_filters(filters: &[Raw<RawFilter>]) -> String {
+    let shown: Vec<String> = (filters.iter().take(limits::MAX_FILTERS))
+        .map(|Raw(f)| {
+            let key: String = f.key.as_deref().unwrap_or("?").chars().take(32).collect();
+            let values = f.values.as_deref().unwrap_or_default();
+            let first: String = values.iter().flatten().next().map_or("", String::as_str).chars().take(64).collect();
+            format!("{key}={first}")
+        })
+        .collect();
+    format!("filters[{}]", shown.join(","))
+}
+
+/// The bulk part of a descriptor, validated.
+fn build_bulk(at: &At, raw: &mut RawObject) -> Result<Option<Bulk>, ParamError> {
+    let recursive = flag(at, "recursive", present(raw.recursive.take()))?;
+    if let Some(path) = present(raw.object_path.take()) {
+        check_object_path(at, &path)?;
+        return Ok(Some(Bulk::Path { path, recursive }));
+    }
+    if recursive {
+        return Err(at.err("recursive", "is only allowed with objectPath"));
+    }
+    let Some(filters) = raw.filters.take() else { return Ok(None) };
+    if filters.is_empty() || filters.len() > limits::MAX_FILTERS {
+        let detail = format!("has {} entries (1 to {} allowed)", filters.len(), limits::MAX_FILTERS);
+        return Err(at.err("filters", detail));
+    }
+    let built = filters.into_iter().enumerate().map(|(i, Raw(f))| build_filter(at, i, f));
+    Ok(Some(Bulk::Filters(built.collect::<Result<_, _>>()?)))
+}
+
+/// A Parameter Store path: `/`-rooted, of parameter-name characters, within AWS's length.
+fn check_object_path(at: &At, path: &str) -> Result<(), ParamError> {
+    if !path.starts_with('/') {
+        return Err(at.err("objectPath", format!("{} must start with \"/\"", quoted(path))));
+    }
+    if path.contains(':') {
+        return Err(at.err("objectPath", format!("{} is a path, not an ARN or a selector", quoted(path))));
+    }
+    check_name(at, "objectPath", path, ObjectType::Parameter)
+}
+
+fn build_filter(at: &At, i: usize, raw: RawFilter) -> Result<SecretFilter, ParamError> {
+    let field = |name: &str| format!("filters[{i}].{name}");
+    let key = present(raw.key).ok_or_else(|| at.err(&field("key"), "is required"))?;
+    if !limits::FILTER_KEYS.contains(&key.as_str()) {
+        let detail = format!("{} is not a filter key (use one of {})", quoted(&key), limits::FILTER_KEYS.join(", "));
+        return Err(at.err(&field("key"), detail));
+    }
+    let values: Vec<String> = raw.values.unwrap_or_default().into_iter().flatten().filter(|v| !v.is_empty()).collect();
+    if values.is_empty() || values.len() > limits::MAX_FILTER_VALUES {
+        let detail = format!("has {} non-empty values (1 to {} allowed)", values.len(), limits::MAX_FILTER_VALUES);
+        return Err(at.err(&field("values"), detail));
+    }
+    for value in &values {
+        check_text(at, &field("values"), Some(value), limits::MAX_FILTER_VALUE)?;
+    }
+    Ok(SecretFilter { key, values })
+}
+
+/// The store of a bulk descriptor: `objectPath` lists Parameter Store, `filters` Secrets
+/// Manager; an `objectType`, when given, must agree.
+fn bulk_type(at: &At, bulk: &Bulk, declared: Option<String>) -> Result<ObjectType, ParamError> {
+    let (implied, field) = match bulk {
+        Bulk::Path { .. } => (ObjectType::Parameter, "objectPath"),
+        Bulk::Filters(_) => (ObjectType::SecretsManager, "filters"),
+    };
+    match declared {
+        Some(text) if parse_object_type(&text) != Some(implied) => Err(at.err(
+            "objectType",
+            format!("{} does not fit {field}, which lists {}", quoted(&text), quoted(implied.as_str())),
+        )),
+        _ => Ok(implied),
+    }
+}
+
+/// What a bulk descriptor cannot have, and what only expanding descriptors can.
+fn check_bulk_fields(at: &At, spec: &ObjectSpec) -> Result<(), ParamError> {
+    if spec.bulk.is_none() {
+        return Ok(());
+    }
+    let refused = [
+        ("jsonKeys", spec.json_keys, "applies to one secret, not to a bulk descriptor"),
+        ("jmesPath", !spec.jmes.is_empty(), "applies to one secret, not to a bulk descriptor"),
+        ("objectVersion", spec.version_id.is_some(), "bulk descriptors read each item's current version"),
+        ("objectVersionLabel", spec.version_label.is_some(), "bulk descriptors read each item's current version"),
+    ];
+    match refused.into_iter().find(|(_, set, _)| *set) {
+        Some((field, _, why)) => Err(at.err(field, format!("is not allowed here: {why}"))),
+        None => Ok(()),
+    }
+}
+
+/// `objectEncoding`: `base64`, `hex` or `utf-8` (any case).
+fn encoding(at: &At, field: &str, text: Option<String>) -> Result<Option<Encoding>, ParamError> {
+    let Some(text) = text else { return Ok(None) };
+    match text.to_ascii_lowercase().as_str() {
+        "base64" => Ok(Some(Encoding::Base64)),
+        "hex" => Ok(Some(Encoding::Hex)),
+        "utf-8" | "utf8" => Ok(Some(Encoding::Utf8)),
+        _ => Err(at.err(field, format!("{} is not valid (use base64, hex or utf-8)", quoted(&text)))),
+    }
+}
+
+/// A boolean field: `true` or `false` (any case); absent is false.
+fn flag(at: &At, field: &str, text: Option<String>) -> Result<bool, ParamError> {
+    match text.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(at.err(field, format!("{} is not true or false", quoted(text.as_deref().unwrap_or_default())))),
+    }
+}
+
+/// `maxObjects`: 1 to [`limits::MAX_OBJECTS_CEILING`] (the mount then holds it to
+/// `--max-objects-per-mount`), only where an object gives many files.
+fn max_objects(at: &At, text: Option<String>, expands: bool) -> Result<Option<usize>, ParamError> {
+    let Some(text) = text else { return Ok(None) };
+    if !expands {
+        return Err(at.err("maxObjects", "only applies with jsonKeys, objectPath or filters"));
+    }
+    let ceiling = limits::MAX_OBJECTS_CEILING;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=ceiling).contains(&n) => Ok(Some(n)),
+        _ => Err(at.err("maxObjects", format!("{} is not a whole number from 1 to {ceiling}", quoted(&text)))),
+    }
 }
 
 /// `objectType`, any case. `ssm` is the ARN service name, not an objectType (as in Go).
@@ -386,7 +596,8 @@ fn build_jmes(at: &At, j: usize, raw: RawJmes, parent_mode: u32, ctx: &Context) 
     let alias = present(raw.alias).ok_or_else(|| at.err(&field("objectAlias"), "is required"))?;
     let mode = mode_or(at, &field("filePermission"), present(raw.permission), parent_mode)?;
     let file_name = resolve_file(at, &field("objectAlias"), &alias, ctx)?;
-    Ok(JmesEntry { path, file_name, mode })
+    let encoding = encoding(at, &field("objectEncoding"), present(raw.encoding))?;
+    Ok(JmesEntry { path, file_name, mode, encoding })
 }
 
 fn build_failover(

@@ -11,6 +11,7 @@ mod support;
 mod doctor;
 mod error_text;
 mod faults;
+mod features;
 mod fuzz_regressions;
 mod harness;
 mod identity;

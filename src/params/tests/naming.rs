@@ -84,9 +84,14 @@ fn object(index: usize, name: &str, file: &str, jmes: &[&str]) -> ObjectSpec {
         file_name: file.to_string(),
         mode: 0o644,
         jmes: (jmes.iter())
-            .map(|f| JmesEntry { path: "k".to_string(), file_name: f.to_string(), mode: 0o644 })
+            .map(|f| JmesEntry { path: "k".to_string(), file_name: f.to_string(), mode: 0o644, encoding: None })
             .collect(),
         failover: None,
+        encoding: None,
+        json_keys: false,
+        bulk: None,
+        max_objects_set: None,
+        translation: Some('_'),
     }
 }
 

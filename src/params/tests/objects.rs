@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::codes::ErrorCode;
+use crate::params::{Bulk, Encoding, SecretFilter};
 
 const CTX: Context = Context {
     translation: Some('_'),
@@ -100,7 +101,8 @@ fn jmes_path_with_capitalised_keys() {
                 - {Path: password, ObjectAlias: pass, filePermission: \"0400\"}";
     let o = &parse(yaml)[0];
     assert_eq!((o.file_name.as_str(), o.mode), ("rds", 0o644));
-    let entry = |path: &str, file: &str, mode| JmesEntry { path: path.into(), file_name: file.into(), mode };
+    let entry =
+        |path: &str, file: &str, mode| JmesEntry { path: path.into(), file_name: file.into(), mode, encoding: None };
     let want = vec![entry("username", "user", 0o644), entry("password", "pass", 0o400)];
     assert_eq!(o.jmes, want);
 }
@@ -508,4 +510,162 @@ fn the_objects_text_is_bounded() {
     let fits =
         format!("# {}\n- objectName: db\n  objectType: secretsmanager\n", "x".repeat(limits::MAX_OBJECTS_TEXT - 100));
     assert_eq!(parse(&fits).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue #17: objectEncoding, jsonKeys, objectPath/recursive, filters, maxObjects
+
+#[test]
+fn object_encoding_on_objects_and_entries() {
+    let yaml = "- objectName: s\n  objectType: secretsmanager\n  objectEncoding: BASE64\n  \
+                jmesPath:\n    - {path: k, objectAlias: k, objectEncoding: hex}\n    - {path: u, objectAlias: u, objectEncoding: utf-8}";
+    let o = &parse(yaml)[0];
+    assert_eq!(o.encoding, Some(Encoding::Base64));
+    let entries: Vec<_> = o.jmes.iter().map(|e| e.encoding).collect();
+    assert_eq!(entries, [Some(Encoding::Hex), Some(Encoding::Utf8)]);
+    assert_eq!(parse("- {objectName: s, objectType: secretsmanager}")[0].encoding, None, "absent: bytes as they are");
+}
+
+#[test]
+fn json_keys_makes_the_alias_a_directory_prefix() {
+    let o = &parse("- {objectName: db/creds, objectType: secretsmanager, jsonKeys: true}")[0];
+    assert!(o.json_keys && o.expands());
+    assert_eq!((o.file_name.as_str(), o.max_objects_set), ("", None));
+    let o =
+        &parse("- {objectName: db/creds, objectType: secretsmanager, jsonKeys: True, objectAlias: db, maxObjects: 7}")
+            [0];
+    assert_eq!((o.file_name.as_str(), o.max_objects_set), ("db", Some(7)));
+    let o = &parse("- {objectName: p, objectType: ssmparameter, jsonKeys: true}")[0];
+    assert!(o.json_keys, "a Parameter Store String holding JSON can be split too");
+    // Its own file is not written, so another object may use that name.
+    let both = parse(
+        "- {objectName: a, objectType: secretsmanager, jsonKeys: true}\n- {objectName: a, objectType: ssmparameter}",
+    );
+    assert_eq!(both.len(), 2);
+}
+
+#[test]
+fn bulk_descriptors() {
+    let o = &parse("- {objectPath: /app/prod, recursive: true, objectAlias: prod, maxObjects: 500}")[0];
+    assert_eq!(o.bulk, Some(Bulk::Path { path: "/app/prod".into(), recursive: true }));
+    assert_eq!(
+        (o.name.as_str(), o.object_type, o.file_name.as_str(), o.max_objects_set),
+        ("/app/prod", ObjectType::Parameter, "prod", Some(500))
+    );
+    let o = &parse("- {objectPath: /app, objectType: ssmparameter}")[0];
+    assert_eq!(
+        (o.bulk.clone(), o.file_name.as_str()),
+        (Some(Bulk::Path { path: "/app".into(), recursive: false }), "")
+    );
+    let yaml = "- objectType: secretsmanager\n  filters:\n    - {key: name, values: [app/]}\n    - {key: tag-key, values: [team, owner]}";
+    let o = &parse(yaml)[0];
+    let want = vec![
+        SecretFilter { key: "name".into(), values: vec!["app/".into()] },
+        SecretFilter { key: "tag-key".into(), values: vec!["team".into(), "owner".into()] },
+    ];
+    assert_eq!(o.bulk, Some(Bulk::Filters(want)));
+    assert_eq!((o.name.as_str(), o.object_type), ("filters[name=app/,tag-key=team]", ObjectType::SecretsManager));
+}
+
+#[test]
+fn new_fields_reject_bad_input_before_any_read() {
+    let cases = [
+        (
+            "- {objectName: s, objectType: secretsmanager, objectEncoding: base32}",
+            r#"objects[0] ("s"): objectEncoding "base32" is not valid (use base64, hex or utf-8)"#,
+        ),
+        (
+            "- objectName: s\n  objectType: secretsmanager\n  jmesPath: [{path: a, objectAlias: a, objectEncoding: rot13}]",
+            r#"objects[0] ("s"): jmesPath[0].objectEncoding "rot13" is not valid (use base64, hex or utf-8)"#,
+        ),
+        (
+            "- {objectName: s, objectType: secretsmanager, jsonKeys: yes}",
+            r#"objects[0] ("s"): jsonKeys "yes" is not true or false"#,
+        ),
+        (
+            "- {objectName: s, objectType: secretsmanager, maxObjects: 5}",
+            r#"objects[0] ("s"): maxObjects only applies with jsonKeys, objectPath or filters"#,
+        ),
+        (
+            "- {objectName: s, objectType: secretsmanager, jsonKeys: true, maxObjects: 0}",
+            r#"objects[0] ("s"): maxObjects "0" is not a whole number from 1 to 10000"#,
+        ),
+        (
+            "- {objectPath: /a, maxObjects: 10001}",
+            r#"objects[0] ("/a"): maxObjects "10001" is not a whole number from 1 to 10000"#,
+        ),
+        (
+            "- {objectPath: /a, maxObjects: -1}",
+            r#"objects[0] ("/a"): maxObjects "-1" is not a whole number from 1 to 10000"#,
+        ),
+        (
+            "- {objectName: s, objectType: ssmparameter, recursive: true}",
+            r#"objects[0] ("s"): recursive is only allowed with objectPath"#,
+        ),
+        ("- {objectPath: a/b}", r#"objects[0] ("a/b"): objectPath "a/b" must start with "/""#),
+        (
+            "- {objectPath: '/a b'}",
+            r#"objects[0] ("/a b"): objectPath contains ' ', which no ssmparameter name can hold"#,
+        ),
+        (
+            "- {objectPath: /a, objectName: x}",
+            r#"objects[0] ("/a"): objectName cannot be used on a bulk descriptor (objectPath or filters lists what is mounted)"#,
+        ),
+        (
+            "- {objectPath: /a, objectType: secretsmanager}",
+            r#"objects[0] ("/a"): objectType "secretsmanager" does not fit objectPath, which lists "ssmparameter""#,
+        ),
+        (
+            "- {objectPath: /a, jsonKeys: true}",
+            r#"objects[0] ("/a"): jsonKeys is not allowed here: applies to one secret, not to a bulk descriptor"#,
+        ),
+        (
+            "- {objectPath: /a, objectVersion: '2'}",
+            r#"objects[0] ("/a"): objectVersion is not allowed here: bulk descriptors read each item's current version"#,
+        ),
+        (
+            "- objectPath: /a\n  jmesPath: [{path: a, objectAlias: a}]",
+            r#"objects[0] ("/a"): jmesPath is not allowed here: applies to one secret, not to a bulk descriptor"#,
+        ),
+        (
+            "- {objectPath: /a, filters: [{key: name, values: [a]}]}",
+            r#"objects[0] ("/a"): filters cannot be used together with objectPath (one bulk descriptor reads one store)"#,
+        ),
+        ("- {filters: []}", r#"objects[0] ("filters[]"): filters has 0 entries (1 to 10 allowed)"#),
+        (
+            "- {filters: [{key: owner, values: [a]}]}",
+            r#"objects[0] ("filters[owner=a]"): filters[0].key "owner" is not a filter key (use one of name, tag-key, tag-value, description, primary-region, owning-service, all)"#,
+        ),
+        ("- {filters: [{values: [a]}]}", r#"objects[0] ("filters[?=a]"): filters[0].key is required"#),
+        (
+            "- {filters: [{key: name, values: []}]}",
+            r#"objects[0] ("filters[name=]"): filters[0].values has 0 non-empty values (1 to 10 allowed)"#,
+        ),
+        (
+            "- {filters: [{key: name, values: [a]}], objectType: ssmparameter}",
+            r#"objects[0] ("filters[name=a]"): objectType "ssmparameter" does not fit filters, which lists "secretsmanager""#,
+        ),
+        (
+            "- {filters: [{key: name, values: [\"a\\nb\"]}]}",
+            "objects[0] (\"filters[name=a\\nb]\"): filters[0].values contains a control character",
+        ),
+    ];
+    for (yaml, want) in cases {
+        assert_eq!(error(yaml, &CTX), want, "{yaml}");
+    }
+    let eleven = format!("- filters: [{}]", vec!["{key: all, values: [x]}"; 11].join(", "));
+    assert!(error(&eleven, &CTX).ends_with("filters has 11 entries (1 to 10 allowed)"));
+    let values = format!("- filters: [{{key: all, values: [{}]}}]", vec!["x"; 11].join(", "));
+    assert!(error(&values, &CTX).ends_with("filters[0].values has 11 non-empty values (1 to 10 allowed)"));
+    let long = format!("- filters: [{{key: name, values: [{}]}}]", "x".repeat(513));
+    assert!(error(&long, &CTX).ends_with("filters[0].values is 513 bytes long (at most 512)"));
+}
+
+#[test]
+fn bulk_descriptors_have_no_failover() {
+    let yaml = "- objectPath: /a\n  objectAlias: a\n  failoverObject: {objectName: /b}";
+    assert_eq!(
+        error(yaml, &FAILOVER),
+        r#"objects[0] ("/a"): failoverObject is not allowed here: bulk descriptors have no failover"#
+    );
 }

@@ -1,0 +1,186 @@
+//! Issue #17's additions over the real wire (the real binary, its socket, moto as AWS):
+//! `jsonKeys`, jmesPath results that are not strings, `objectEncoding`, and the bulk
+//! descriptors (`objectPath`, `filters`) with `maxObjects` and `--max-objects-per-mount`. Bad
+//! input and bounds fail the mount with a clear error and write nothing.
+
+use crate::support::{Moto, Provider, attrs, mount_request};
+use csi_provider_aws::pb::MountResponse;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const REGION: &str = "us-west-2";
+
+async fn start(extra: &[&str]) -> Option<(Moto, Provider)> {
+    let moto = Moto::start()?;
+    let mut args = vec!["--local-credentials"];
+    args.extend_from_slice(extra);
+    let provider = Provider::start(&moto.url(), &args);
+    Some((moto, provider))
+}
+
+async fn put_secret(moto: &Moto, name: &str, value: &str) -> String {
+    let sm = moto.sm(REGION);
+    match sm.create_secret().name(name).secret_string(value).send().await {
+        Ok(out) => out.version_id().unwrap_or_default().to_string(),
+        Err(_) => {
+            let out = sm.put_secret_value().secret_id(name).secret_string(value).send().await.expect("put");
+            out.version_id().unwrap_or_default().to_string()
+        }
+    }
+}
+
+async fn mount(provider: &Provider, target: &Path, objects: &str) -> Result<MountResponse, tonic::Status> {
+    let mut client = provider.client().await;
+    client.mount(mount_request(&attrs("pod-a", objects, &[]), target)).await.map(|r| r.into_inner())
+}
+
+fn versions(resp: &MountResponse) -> BTreeMap<String, String> {
+    resp.object_version.iter().map(|v| (v.id.clone(), v.version.clone())).collect()
+}
+
+fn read(target: &Path, name: &str) -> String {
+    std::fs::read_to_string(target.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
+}
+
+/// Every visible file under `target` (relative paths, directories walked), without `..data`.
+fn listing(target: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with("..") {
+                continue;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).expect("under root").display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(target, target, &mut out);
+    out.sort();
+    out
+}
+
+fn data_dir(target: &Path) -> Option<std::path::PathBuf> {
+    std::fs::read_link(target.join("..data")).ok()
+}
+
+#[tokio::test]
+async fn json_keys_write_one_file_per_key_and_combine_with_jmes_entries() {
+    let Some((moto, provider)) = start(&["--cache-ttl", "0"]).await else { return };
+    let v = put_secret(&moto, "app/db", r#"{"username":"u","port":5432,"tls":{"ca":"x"},"a/b":"s"}"#).await;
+    let objects = "- objectName: app/db\n  objectType: secretsmanager\n  jsonKeys: true\n  objectAlias: db\n  \
+                   jmesPath: [{path: username, objectAlias: login}]\n";
+    let target = provider.target("keys");
+    let resp = mount(&provider, &target, objects).await.expect("mount");
+    assert_eq!(listing(&target), ["db/a_b", "db/port", "db/tls", "db/username", "login"]);
+    assert_eq!((read(&target, "db/username"), read(&target, "db/port")), ("u".into(), "5432".into()));
+    assert_eq!(read(&target, "db/tls"), r#"{"ca":"x"}"#, "non-strings as JSON text");
+    let want: BTreeMap<String, String> =
+        ["db/a_b", "db/port", "db/tls", "db/username", "login"].iter().map(|f| (f.to_string(), v.clone())).collect();
+    assert_eq!(versions(&resp), want, "one version per file");
+    // A re-sync with nothing changed reports the same versions and writes nothing.
+    let before = data_dir(&target);
+    let again = mount(&provider, &target, objects).await.expect("re-sync");
+    assert_eq!((versions(&again), data_dir(&target)), (want, before));
+    // A key that appears or disappears changes the set atomically.
+    let v2 = put_secret(&moto, "app/db", r#"{"username":"u2","extra":"e"}"#).await;
+    let resp = mount(&provider, &target, objects).await.expect("rotated");
+    assert_eq!(listing(&target), ["db/extra", "db/username", "login"]);
+    assert!(versions(&resp).values().all(|v| *v == v2));
+}
+
+#[tokio::test]
+async fn jmes_results_that_are_not_strings_are_json_text() {
+    let Some((moto, provider)) = start(&[]).await else { return };
+    put_secret(&moto, "cfg", r#"{"port":5432,"on":true,"hosts":["a","b"],"db":{"name":"x"}}"#).await;
+    let objects = "- objectName: cfg\n  objectType: secretsmanager\n  jmesPath:\n    - {path: port, objectAlias: port}\n    \
+                   - {path: 'on', objectAlias: 'on'}\n    - {path: hosts, objectAlias: hosts}\n    - {path: db, objectAlias: db}\n";
+    let target = provider.target("nonstring");
+    mount(&provider, &target, objects).await.expect("mount");
+    let got: Vec<String> = ["port", "on", "hosts", "db"].iter().map(|f| read(&target, f)).collect();
+    assert_eq!(got, ["5432", "true", r#"["a","b"]"#, r#"{"name":"x"}"#]);
+}
+
+#[tokio::test]
+async fn object_encoding_decodes_objects_and_entries() {
+    let Some((moto, provider)) = start(&[]).await else { return };
+    // {"key":"68656C6C6F"} in base64 without padding; the entry's hex is "hello".
+    put_secret(&moto, "enc", "eyJrZXkiOiI2ODY1NkM2QzZGIn0").await;
+    put_secret(&moto, "bin", "AP8").await;
+    let objects = "- objectName: enc\n  objectType: secretsmanager\n  objectEncoding: base64\n  \
+                   jmesPath: [{path: key, objectAlias: key, objectEncoding: hex}]\n\
+                   - {objectName: bin, objectType: secretsmanager, objectEncoding: base64}\n";
+    let target = provider.target("enc");
+    mount(&provider, &target, objects).await.expect("mount");
+    assert_eq!(read(&target, "enc"), r#"{"key":"68656C6C6F"}"#);
+    assert_eq!(read(&target, "key"), "hello");
+    assert_eq!(std::fs::read(target.join("bin")).expect("bin"), [0x00, 0xff]);
+}
+
+#[tokio::test]
+async fn bad_values_and_bounds_fail_clearly_and_write_nothing() {
+    let Some((moto, provider)) = start(&["--max-objects-per-mount=3"]).await else { return };
+    put_secret(&moto, "ok", "fine").await;
+    put_secret(&moto, "text", "not base64 at all").await;
+    put_secret(&moto, "many", r#"{"a":1,"b":2,"c":3,"d":4}"#).await;
+    put_secret(&moto, "list", r#"["a"]"#).await;
+    put_secret(&moto, "dots", r#"{"..data":"x"}"#).await;
+    put_secret(&moto, "small", r#"{"x":"1"}"#).await;
+    let target = provider.target("bad");
+    mount(&provider, &target, "- {objectName: ok, objectType: secretsmanager}\n").await.expect("first mount");
+    let before = (data_dir(&target), listing(&target));
+    let cases: [(&str, tonic::Code, &str); 8] = [
+        (
+            "- {objectName: text, objectType: secretsmanager, objectEncoding: base64}",
+            tonic::Code::InvalidArgument,
+            "InvalidParameters: object \"text\" (objects[0]): the value is not valid base64",
+        ),
+        (
+            "- {objectName: ok, objectType: secretsmanager, objectEncoding: base32}",
+            tonic::Code::InvalidArgument,
+            "objects[0] (\"ok\"): objectEncoding \"base32\" is not valid (use base64, hex or utf-8)",
+        ),
+        (
+            "- {objectName: many, objectType: secretsmanager, jsonKeys: true, maxObjects: 2}",
+            tonic::Code::InvalidArgument,
+            "object \"many\" (objects[0]): gives 4 files, more than its maxObjects 2",
+        ),
+        (
+            "- {objectName: many, objectType: secretsmanager, jsonKeys: true}",
+            tonic::Code::InvalidArgument,
+            "give 4 files, more than --max-objects-per-mount 3",
+        ),
+        (
+            "- {objectName: many, objectType: secretsmanager, jsonKeys: true, maxObjects: 4}",
+            tonic::Code::InvalidArgument,
+            "maxObjects 4 is above this provider's --max-objects-per-mount 3",
+        ),
+        (
+            "- {objectName: list, objectType: secretsmanager, jsonKeys: true}",
+            tonic::Code::InvalidArgument,
+            "JmesPathFailed: object \"list\" (objects[0]): jsonKeys: the value is JSON but not an object (a list)",
+        ),
+        (
+            "- {objectName: dots, objectType: secretsmanager, jsonKeys: true}",
+            tonic::Code::InvalidArgument,
+            "key \"..data\": gives file name \"..data\" which starts with \"..\"",
+        ),
+        (
+            "- {objectName: ok, objectType: secretsmanager}\n- {objectName: small, objectType: secretsmanager, jsonKeys: true, objectAlias: ok}",
+            tonic::Code::InvalidArgument,
+            "InvalidParameters: object \"ok\" (objects[0]): resolves to file \"ok\", which objects[1] (\"small\") key \"x\" needs as a directory",
+        ),
+    ];
+    for (objects, code, message) in cases {
+        let err = mount(&provider, &target, objects).await.expect_err(objects);
+        assert_eq!(err.code(), code, "{objects}: {}", err.message());
+        assert!(err.message().contains(message), "{objects}: {:?} lacks {message:?}", err.message());
+        assert!(!err.message().contains("not base64 at all"), "no value in errors: {}", err.message());
+        assert_eq!((data_dir(&target), listing(&target)), before, "{objects}: nothing written");
+    }
+}
