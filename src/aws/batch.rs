@@ -103,7 +103,7 @@ fn collect(
         let first = entries.iter().find(|entry| names_entry(id, entry));
         let other = first.and_then(|first| entries.iter().find(|e| names_entry(id, e) && e.arn != first.arn));
         match (first, other) {
-            (Some(entry), None) => _ = answers.insert(id.clone(), value_of(entry.clone())),
+            (Some(entry), None) => _ = answers.insert(id.clone(), entry_value(entry.clone())),
             (Some(_), Some(_)) => _ = answers.insert(id.clone(), Err(ambiguous())),
             (None, _) => {}
         }
@@ -143,7 +143,7 @@ fn ambiguous() -> errors::Failure {
     errors::Failure { code: ErrorCode::AwsError, aws_code: None, reason: reason.into() }
 }
 
-fn value_of(entry: sm::types::SecretValueEntry) -> Result<Fetched, errors::Failure> {
+pub(super) fn entry_value(entry: sm::types::SecretValueEntry) -> Result<Fetched, errors::Failure> {
     let bad = |reason: &str| errors::Failure { code: ErrorCode::AwsError, aws_code: None, reason: reason.into() };
     let version = entry.version_id.ok_or_else(|| bad("the batch entry carries no VersionId"))?;
     let value = match (entry.secret_string, entry.secret_binary) {

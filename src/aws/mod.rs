@@ -11,6 +11,7 @@ pub(crate) mod endpoints;
 pub(crate) mod errors;
 mod guard;
 mod http;
+mod listing;
 mod parameter_store;
 pub(crate) mod probe;
 mod reading;

@@ -184,3 +184,106 @@ async fn bad_values_and_bounds_fail_clearly_and_write_nothing() {
         assert_eq!((data_dir(&target), listing(&target)), before, "{objects}: nothing written");
     }
 }
+
+async fn put_param(moto: &Moto, name: &str, value: &str, secure: bool) {
+    let kind = if secure {
+        aws_sdk_ssm::types::ParameterType::SecureString
+    } else {
+        aws_sdk_ssm::types::ParameterType::String
+    };
+    let ssm = moto.ssm(REGION);
+    ssm.put_parameter().name(name).value(value).r#type(kind).overwrite(true).send().await.expect("put_parameter");
+}
+
+#[tokio::test]
+async fn object_path_mounts_every_parameter_under_it_and_a_resync_swaps_the_set() {
+    let Some((moto, provider)) = start(&["--cache-ttl", "0"]).await else { return };
+    put_param(&moto, "/app/prod/db/user", "u", false).await;
+    put_param(&moto, "/app/prod/db/pass", "p", true).await;
+    put_param(&moto, "/app/prod/flag", "on", false).await;
+    put_param(&moto, "/app/other", "x", false).await;
+    let target = provider.target("bypath");
+    let flat = "- {objectPath: /app/prod, objectAlias: prod}\n";
+    let resp = mount(&provider, &target, flat).await.expect("non-recursive");
+    assert_eq!(listing(&target), ["prod/flag"]);
+    assert_eq!(versions(&resp), BTreeMap::from([("prod/flag".to_string(), "1".to_string())]));
+    let deep = "- {objectPath: /app/prod/, recursive: true}\n- {objectName: /app/other, objectType: ssmparameter}\n";
+    let resp = mount(&provider, &target, deep).await.expect("recursive");
+    assert_eq!(listing(&target), ["_app_other", "db_pass", "db_user", "flag"]);
+    assert_eq!(read(&target, "db_pass"), "p", "SecureStrings are decrypted");
+    assert_eq!(versions(&resp).len(), 4, "one version per file");
+    // An unchanged re-sync reports the same versions and writes nothing.
+    let before = data_dir(&target);
+    let again = mount(&provider, &target, deep).await.expect("unchanged");
+    assert_eq!((versions(&again), data_dir(&target)), (versions(&resp), before.clone()));
+    // An item that appears, one that disappears and one that changes: one atomic swap.
+    put_param(&moto, "/app/prod/new", "n", false).await;
+    moto.ssm(REGION).delete_parameter().name("/app/prod/flag").send().await.expect("delete");
+    put_param(&moto, "/app/prod/db/user", "u2", false).await;
+    let resp = mount(&provider, &target, deep).await.expect("re-sync");
+    assert_eq!(listing(&target), ["_app_other", "db_pass", "db_user", "new"]);
+    assert_ne!(data_dir(&target), before, "a new ..data set");
+    assert_eq!(read(&target, "db_user"), "u2");
+    let got = versions(&resp);
+    assert_eq!((got["db_user"].as_str(), got["new"].as_str(), got.contains_key("flag")), ("2", "1", false));
+}
+
+#[tokio::test]
+async fn filters_mount_every_matching_secret() {
+    let Some((moto, provider)) = start(&[]).await else { return };
+    let a = put_secret(&moto, "team/a", "va").await;
+    let b = put_secret(&moto, "team/sub/b", "vb").await;
+    put_secret(&moto, "other", "vo").await;
+    let tagged = moto.sm(REGION).create_secret().name("tagged").secret_string("vt");
+    let tag = aws_sdk_secretsmanager::types::Tag::builder().key("owner").value("me").build();
+    tagged.tags(tag).send().await.expect("tagged secret");
+    let target = provider.target("filters");
+    let objects = "- objectType: secretsmanager\n  objectAlias: team\n  filters: [{key: name, values: [team/]}]\n\
+                   - filters: [{key: tag-key, values: [owner]}]\n";
+    let resp = mount(&provider, &target, objects).await.expect("mount");
+    assert_eq!(listing(&target), ["tagged", "team/a", "team/sub_b"]);
+    assert_eq!((read(&target, "team/a"), read(&target, "team/sub_b")), ("va".into(), "vb".into()));
+    let got = versions(&resp);
+    assert_eq!((got["team/a"].as_str(), got["team/sub_b"].as_str()), (a.as_str(), b.as_str()));
+}
+
+#[tokio::test]
+async fn bulk_bounds_and_refusals_fail_clearly_and_write_nothing() {
+    let Some((moto, provider)) = start(&["--max-objects-per-mount=3"]).await else { return };
+    for i in 0..4 {
+        put_param(&moto, &format!("/many/p{i}"), "v", false).await;
+    }
+    put_param(&moto, "/clash/x", "v", false).await;
+    put_param(&moto, "/keep", "k", false).await;
+    let target = provider.target("bulkbad");
+    mount(&provider, &target, "- {objectName: /keep, objectType: ssmparameter}\n").await.expect("first mount");
+    let before = (data_dir(&target), listing(&target));
+    let cases: [(&str, &str, &str); 5] = [
+        (
+            "- {objectPath: /many, maxObjects: 2}",
+            "",
+            "object \"/many\" (ssmparameter, us-west-2): lists more than 2 items",
+        ),
+        ("- {objectPath: /many}", "", "lists more than 3 items"),
+        ("- {objectPath: /many, maxObjects: 5}", "", "maxObjects 5 is above this provider's --max-objects-per-mount 3"),
+        (
+            "- {objectPath: /many, objectAlias: m, failoverObject: {objectName: /x}}",
+            "eu-west-1",
+            "failoverObject is not allowed here: bulk descriptors have no failover",
+        ),
+        (
+            "- {objectName: /keep, objectType: ssmparameter, objectAlias: x}\n- {objectPath: /clash}",
+            "",
+            "resolves to file \"x\", which objects[0] (\"/keep\") also resolves to",
+        ),
+    ];
+    for (objects, failover, message) in cases {
+        let mut client = provider.client().await;
+        let extra: Vec<(&str, &str)> = if failover.is_empty() { vec![] } else { vec![("failoverRegion", failover)] };
+        let request = mount_request(&attrs("pod-a", objects, &extra), &target);
+        let err = client.mount(request).await.expect_err(objects);
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{objects}: {}", err.message());
+        assert!(err.message().contains(message), "{objects}: {:?} lacks {message:?}", err.message());
+        assert_eq!((data_dir(&target), listing(&target)), before, "{objects}: nothing written");
+    }
+}
