@@ -133,7 +133,8 @@ PROMETHEUS_RULE_SCHEMA = {
 }
 
 OBJECT_KEYS = {"objectname", "objecttype", "objectalias", "objectversion", "objectversionlabel",
-               "filepermission", "jmespath", "failoverobject"}
+               "filepermission", "jmespath", "failoverobject", "objectencoding", "jsonkeys",
+               "objectpath", "recursive", "filters", "maxobjects"}
 
 FAILURES = []
 
@@ -355,7 +356,8 @@ def check_custom_resources(path):
             check(isinstance(objects, list) and objects, f"{where}: objects is a non-empty YAML list")
             for i, o in enumerate(objects if isinstance(objects, list) else []):
                 keys = {k.lower() for k in o}
-                check("objectname" in keys and keys <= OBJECT_KEYS, f"{where}: objects[{i}] keys {sorted(o)}")
+                named = "objectname" in keys or "objectpath" in keys or "filters" in keys
+                check(named and keys <= OBJECT_KEYS, f"{where}: objects[{i}] keys {sorted(o)}")
         elif kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
             schema = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PodMonitor": POD_MONITOR_SCHEMA,
                       "PrometheusRule": PROMETHEUS_RULE_SCHEMA}[kind]

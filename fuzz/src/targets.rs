@@ -116,7 +116,13 @@ fn pod_attributes() -> Value {
 fn check_params(params: &MountParams) {
     let mut files = BTreeSet::new();
     for object in params.objects.iter() {
-        let own = std::iter::once((&object.file_name, object.mode));
+        // An object that expands (jsonKeys, objectPath, filters) writes no file of its own: its
+        // file_name is the directory prefix of the files it gives (empty without an objectAlias),
+        // which are named and checked only once read.
+        if object.expands() && !object.file_name.is_empty() {
+            assert_eq!(validate_relative_path(&object.file_name), Ok(()), "prefix {:?}", object.file_name);
+        }
+        let own = (!object.expands()).then_some((&object.file_name, object.mode)).into_iter();
         for (file, mode) in own.chain(object.jmes.iter().map(|entry| (&entry.file_name, entry.mode))) {
             assert_eq!(validate_relative_path(file), Ok(()), "accepted file name {file:?}");
             assert!(mode <= 0o777, "mode {mode:o} for {file:?}");

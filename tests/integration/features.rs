@@ -5,6 +5,7 @@
 
 use crate::support::{Moto, Provider, attrs, mount_request};
 use csi_provider_aws::pb::MountResponse;
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -285,5 +286,40 @@ async fn bulk_bounds_and_refusals_fail_clearly_and_write_nothing() {
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{objects}: {}", err.message());
         assert!(err.message().contains(message), "{objects}: {:?} lacks {message:?}", err.message());
         assert_eq!((data_dir(&target), listing(&target)), before, "{objects}: nothing written");
+    }
+}
+
+/// Every SecretProviderClass under `deploy/examples/` is accepted by the provider's own parser
+/// (the chart check only validates its shape), so the examples of the new fields stay true.
+#[test]
+fn every_example_secret_provider_class_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("deploy/examples") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value = serde_yaml_ng::Value::deserialize(doc).expect("YAML");
+            if value.get("kind").and_then(|k| k.as_str()) != Some("SecretProviderClass") {
+                continue;
+            }
+            let params = value["spec"]["parameters"].as_mapping().expect("parameters");
+            let extra: Vec<(&str, &str)> =
+                params.iter().filter_map(|(k, v)| Some((k.as_str()?, v.as_str()?))).collect();
+            let objects = extra.iter().find(|(k, _)| *k == "objects").map(|(_, v)| *v).unwrap_or_default();
+            let attributes = attrs("pod-a", objects, &extra);
+            let parsed = csi_provider_aws::params::parse_mount_request(&attributes, "null", "420");
+            let name = format!("{}: {:?}", path.display(), value["metadata"]["name"]);
+            let parsed = parsed.unwrap_or_else(|e| panic!("{name}: {e}"));
+            seen.push((path.file_name().expect("name").to_string_lossy().to_string(), parsed.objects.len()));
+        }
+    }
+    seen.sort();
+    let files: Vec<&str> = seen.iter().map(|(f, _)| f.as_str()).collect();
+    for wanted in ["bulk.yaml", "json-keys.yaml", "jmespath.yaml"] {
+        assert!(files.contains(&wanted), "{wanted} holds a SecretProviderClass: {files:?}");
     }
 }
