@@ -46,7 +46,7 @@ pub fn decode(value: &SecretBytes, encoding: Option<Encoding>) -> Result<SecretB
 /// Hex digits in either case, two per byte.
 fn hex(text: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let err = |problem| DecodeError { encoding: "hex", problem };
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(err("an odd number of digits"));
     }
     let digit =

@@ -31,10 +31,11 @@ const OTHER_OBJECT: &str = "(other)";
 const MOUNT_KINDS: [&str; 2] = ["first", "resync"];
 
 /// The AWS operations the provider calls, zero at start (outcome `success`).
-const OPERATIONS: [(&str, &str); 4] = [
+const OPERATIONS: [(&str, &str); 5] = [
     ("secretsmanager", "GetSecretValue"),
     ("secretsmanager", "BatchGetSecretValue"),
     ("ssm", "GetParameters"),
+    ("ssm", "GetParametersByPath"),
     ("sts", "AssumeRoleWithWebIdentity"),
 ];
 

@@ -653,9 +653,9 @@ fn new_fields_reject_bad_input_before_any_read() {
     for (yaml, want) in cases {
         assert_eq!(error(yaml, &CTX), want, "{yaml}");
     }
-    let eleven = format!("- filters: [{}]", vec!["{key: all, values: [x]}"; 11].join(", "));
+    let eleven = format!("- filters: [{}]", ["{key: all, values: [x]}"; 11].join(", "));
     assert!(error(&eleven, &CTX).ends_with("filters has 11 entries (1 to 10 allowed)"));
-    let values = format!("- filters: [{{key: all, values: [{}]}}]", vec!["x"; 11].join(", "));
+    let values = format!("- filters: [{{key: all, values: [{}]}}]", ["x"; 11].join(", "));
     assert!(error(&values, &CTX).ends_with("filters[0].values has 11 non-empty values (1 to 10 allowed)"));
     let long = format!("- filters: [{{key: name, values: [{}]}}]", "x".repeat(513));
     assert!(error(&long, &CTX).ends_with("filters[0].values is 513 bytes long (at most 512)"));
