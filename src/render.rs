@@ -170,16 +170,21 @@ fn render_bulk(object: &ObjectSpec, items: &[Listed], out: &mut Rendered) -> Res
 /// An item's name relative to the objectPath, or to the single `name` filter value; else the
 /// full name.
 pub fn relative_name<'a>(object: &ObjectSpec, name: &'a str) -> &'a str {
-    let base = match &object.bulk {
-        Some(Bulk::Path { path, .. }) => Some(path.as_str()),
+    let relative = match &object.bulk {
+        Some(Bulk::Path { path, .. }) => name.strip_prefix(path.as_str()),
+        // Secrets Manager's name filter is a prefix match that ignores case.
         Some(Bulk::Filters(filters)) => match filters.as_slice() {
-            [only] if only.key == "name" && only.values.len() == 1 => Some(only.values[0].as_str()),
+            [only] if only.key == "name" && only.values.len() == 1 => strip_prefix_ignoring_case(name, &only.values[0]),
             _ => None,
         },
         None => None,
     };
-    let relative = base.and_then(|b| name.strip_prefix(b)).map(|r| r.trim_start_matches('/'));
-    relative.filter(|r| !r.is_empty()).unwrap_or(name)
+    relative.map(|r| r.trim_start_matches('/')).filter(|r| !r.is_empty()).unwrap_or(name)
+}
+
+fn strip_prefix_ignoring_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = name.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &name[prefix.len()..])
 }
 
 /// A key or item name shown in messages: quoted, escaped, cut.
@@ -390,5 +395,30 @@ mod tests {
             err.to_string().starts_with(r#"object "enc" (objects[0]) jmesPath[0]: the value is not valid hex"#),
             "{err}"
         );
+    }
+
+    #[test]
+    fn bulk_items_are_named_relative_to_the_path_or_the_single_name_filter() {
+        use crate::params::SecretFilter;
+        let path = ObjectSpec {
+            bulk: Some(Bulk::Path { path: "/app/prod".into(), recursive: true }),
+            ..object("/app/prod", vec![])
+        };
+        assert_eq!(relative_name(&path, "/app/prod/db/pass"), "db/pass");
+        let filter =
+            |filters: Vec<SecretFilter>| ObjectSpec { bulk: Some(Bulk::Filters(filters)), ..object("f", vec![]) };
+        let name = |v: &str| SecretFilter { key: "name".into(), values: vec![v.into()] };
+        assert_eq!(relative_name(&filter(vec![name("team/")]), "team/a"), "a");
+        assert_eq!(relative_name(&filter(vec![name("team")]), "Team/sub/b"), "sub/b", "the name filter ignores case");
+        assert_eq!(relative_name(&filter(vec![name("team/a")]), "team/a"), "team/a", "nothing left: the full name");
+        let tag = SecretFilter { key: "tag-key".into(), values: vec!["owner".into()] };
+        assert_eq!(relative_name(&filter(vec![name("team/"), tag]), "team/a"), "team/a", "more filters: the full name");
+        let items = vec![Listed {
+            name: "/app/prod/x/y".into(),
+            value: Fetched { value: SecretBytes::from("v"), version: "3".into() },
+        }];
+        let aliased = ObjectSpec { file_name: "p".into(), ..path };
+        let out = render(&[(&aliased, Got::Many(items))], 1000).expect("renders");
+        assert_eq!((files(&out), out.versions[0].version.as_str()), (vec![("p/x_y", "v")], "3"));
     }
 }
