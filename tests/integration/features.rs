@@ -323,3 +323,29 @@ fn every_example_secret_provider_class_parses() {
         assert!(files.contains(&wanted), "{wanted} holds a SecretProviderClass: {files:?}");
     }
 }
+
+/// An AWS (or something posing as one) that keeps paging: reading stops at the listing's bound
+/// or at the page cap, after a bounded number of calls, and the mount fails naming why.
+#[tokio::test]
+async fn endless_paging_is_cut_at_the_bound_or_the_page_cap() {
+    use crate::support::aws_stub::AwsStub;
+    let empty = AwsStub::answering(200, r#"{"Parameters":[],"NextToken":"again"}"#);
+    let full = AwsStub::answering(
+        200,
+        r#"{"Parameters":[{"Name":"/p/a","Value":"v","Version":1},{"Name":"/p/b","Value":"v","Version":1},
+            {"Name":"/p/c","Value":"v","Version":1}],"NextToken":"again"}"#,
+    );
+    let cases = [
+        (&empty, "- {objectPath: /p}", "was still paging after 30 pages", 30),
+        (&full, "- {objectPath: /p, maxObjects: 7}", "lists more than 7 items (stopped reading)", 3),
+    ];
+    for (stub, objects, message, calls) in cases {
+        let provider = Provider::builder(&stub.url()).args(&["--local-credentials"]).start();
+        let target = provider.target("paging");
+        let err = mount(&provider, &target, objects).await.expect_err(objects);
+        assert!(err.message().contains(message), "{objects}: {}", err.message());
+        let pages = stub.attempts().iter().filter(|a| a.operation.ends_with("GetParametersByPath")).count();
+        assert_eq!(pages, calls, "{objects}: one call per page, no more");
+        assert!(data_dir(&target).is_none(), "nothing written");
+    }
+}
