@@ -232,6 +232,13 @@ mod tests {
     }
 
     #[test]
+    fn max_objects_per_mount_defaults_to_1000_up_to_the_parse_ceiling() {
+        assert_eq!(serve(&[]).max_objects_per_mount, 1000);
+        let ceiling = crate::params::limits::MAX_OBJECTS_CEILING;
+        assert_eq!(serve(&[&format!("--max-objects-per-mount={ceiling}")]).max_objects_per_mount, ceiling as u64);
+    }
+
+    #[test]
     fn bad_flags_are_refused() {
         for bad in [
             vec!["--endpoint", "kms=https://x"],
@@ -240,6 +247,8 @@ mod tests {
             vec!["--provider-name", "../x"],
             vec!["--shutdown-grace-period", "soon"],
             vec!["--log-format", "xml"],
+            vec!["--max-objects-per-mount=0"],
+            vec!["--max-objects-per-mount=10001"],
         ] {
             let mut all = vec!["csi-provider-aws"];
             all.extend_from_slice(&bad);
