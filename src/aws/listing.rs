@@ -24,6 +24,10 @@ const SM_PAGE: i32 = 20;
 /// the bound needs.
 const SPARE_PAGES: usize = 20;
 
+/// The most bytes of values one listing may hold: `maxObjects` bounds the count, this the size
+/// (a thousand 64 KiB secrets would otherwise be 64 MiB per mount).
+pub const MAX_LISTING_BYTES: usize = 32 << 20;
+
 /// Answers, each under the item it answers.
 type Answered = Vec<(ReadItem, ReadResult)>;
 
@@ -84,6 +88,24 @@ fn too_many(item: &ReadItem, region: &str, max: usize) -> FetchError {
     FetchError::new(item, region, ErrorCode::InvalidParameters, None, reason)
 }
 
+fn too_large(item: &ReadItem, region: &str) -> FetchError {
+    let reason =
+        format!("lists more than {} MiB of values (stopped reading): narrow what it lists", MAX_LISTING_BYTES >> 20);
+    FetchError::new(item, region, ErrorCode::InvalidParameters, None, reason)
+}
+
+/// The listing's bounds, checked after every page.
+fn check_bounds(item: &ReadItem, region: &str, found: &[Listed], max: usize) -> Result<(), FetchError> {
+    if found.len() > max {
+        return Err(too_many(item, region, max));
+    }
+    let bytes: usize = found.iter().map(|l| l.name.len() + l.value.version.len() + l.value.value.len()).sum();
+    if bytes > MAX_LISTING_BYTES {
+        return Err(too_large(item, region));
+    }
+    Ok(())
+}
+
 fn endless(item: &ReadItem, region: &str, pages: usize) -> FetchError {
     let reason = format!("the listing was still paging after {pages} pages (stopped reading)");
     FetchError::new(item, region, ErrorCode::AwsError, None, reason)
@@ -115,9 +137,7 @@ async fn by_path(
             let value = SecretBytes::new(param.value.unwrap_or_default().into_bytes());
             found.push(Listed { name, value: Fetched { value, version: param.version.to_string() } });
         }
-        if found.len() > max {
-            return Err(too_many(item, region, max));
-        }
+        check_bounds(item, region, &found, max)?;
         next = output.next_token.filter(|t| !t.is_empty());
         if next.is_none() {
             return Ok(found);
@@ -167,9 +187,7 @@ async fn by_filters(
             let value = super::batch::entry_value(entry).map_err(|f| f.for_item(item, region))?;
             found.push(Listed { name, value });
         }
-        if found.len() > max {
-            return Err(too_many(item, region, max));
-        }
+        check_bounds(item, region, &found, max)?;
         next = output.next_token.filter(|t| !t.is_empty());
         if next.is_none() {
             return Ok(found);

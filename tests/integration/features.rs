@@ -339,6 +339,19 @@ async fn endless_paging_is_cut_at_the_bound_or_the_page_cap() {
         (&empty, "- {objectPath: /p}", "was still paging after 30 pages", 30),
         (&full, "- {objectPath: /p, maxObjects: 7}", "lists more than 7 items (stopped reading)", 3),
     ];
+    // 4 values of 1 MiB per page: 8 pages hold 32 MiB of values plus their names and versions,
+    // past the bound, long before maxObjects.
+    let value = "v".repeat(1 << 20);
+    let item = |n: u32| format!(r#"{{"Name":"/p/{n}","Value":"{value}","Version":1}}"#);
+    let big: &'static str = Box::leak(
+        format!(r#"{{"Parameters":[{}],"NextToken":"again"}}"#, (0..4).map(item).collect::<Vec<_>>().join(",")).into(),
+    );
+    let large = AwsStub::answering(200, big);
+    let cases = [
+        cases[0],
+        cases[1],
+        (&large, "- {objectPath: /p, maxObjects: 1000}", "lists more than 32 MiB of values (stopped reading)", 8),
+    ];
     for (stub, objects, message, calls) in cases {
         let provider = Provider::builder(&stub.url()).args(&["--local-credentials"]).start();
         let target = provider.target("paging");
