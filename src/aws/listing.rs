@@ -31,6 +31,13 @@ pub const MAX_LISTING_BYTES: usize = 32 << 20;
 /// Answers, each under the item it answers.
 type Answered = Vec<(ReadItem, ReadResult)>;
 
+/// The clients a mount's listings need (built only for the stores listed).
+#[derive(Clone, Copy)]
+struct Clients<'a> {
+    ssm: Option<&'a ssm::Client>,
+    sm: Option<&'a sm::Client>,
+}
+
 /// Lists every bulk item of a mount (concurrently).
 pub(super) async fn list_all(
     reader: &AwsReader,
@@ -42,38 +49,32 @@ pub(super) async fn list_all(
     }
     let route = scope.route;
     let audit = reader.audit_scope(route.region, &scope.requesters);
-    let needs = |service| {
-        items.iter().any(|i| {
-            matches!(
-                (&i.listing, service),
-                (Some(Listing { bulk: Bulk::Path { .. }, .. }), Service::Ssm)
-                    | (Some(Listing { bulk: Bulk::Filters(_), .. }), Service::SecretsManager)
-            )
-        })
+    let lists_path = |path: bool| {
+        items.iter().any(|i| i.listing.as_ref().is_some_and(|l| matches!(l.bulk, Bulk::Path { .. }) == path))
     };
-    let ssm_client = needs(Service::Ssm).then(|| {
+    let ssm_client = lists_path(true).then(|| {
         build_client!(ssm, reader.parts(Service::Ssm, route.region, route.spc.get(Service::Ssm)), scope.credentials)
     });
-    let sm_client = needs(Service::SecretsManager).then(|| {
+    let sm_client = lists_path(false).then(|| {
         let parts = reader.parts(Service::SecretsManager, route.region, route.spc.get(Service::SecretsManager));
         build_client!(sm, parts, scope.credentials)
     });
-    let read = items.iter().map(|item| {
-        let (ssm_client, sm_client) = (&ssm_client, &sm_client);
-        async move {
-            let result = match (&item.listing, ssm_client, sm_client) {
-                (Some(Listing { bulk: Bulk::Path { path, recursive }, max }), Some(client), _) => {
-                    by_path(client, audit, item, path, *recursive, *max).await
-                }
-                (Some(Listing { bulk: Bulk::Filters(filters), max }), _, Some(client)) => {
-                    by_filters(client, audit, item, filters, *max).await
-                }
-                _ => Err(FetchError::unanswered(item, audit.region)),
-            };
-            ((*item).clone(), result.map(|items| Listed::pack(&items)))
+    let clients = Clients { ssm: ssm_client.as_ref(), sm: sm_client.as_ref() };
+    join_all(items.iter().map(|item| list_one(clients, audit, item))).await
+}
+
+/// One listing, its items packed into one value (see [`Listed::pack`]).
+async fn list_one(clients: Clients<'_>, audit: AuditScope<'_>, item: &ReadItem) -> (ReadItem, ReadResult) {
+    let result = match (&item.listing, clients.ssm, clients.sm) {
+        (Some(Listing { bulk: Bulk::Path { path, recursive }, max }), Some(client), _) => {
+            by_path(client, audit, item, path, *recursive, *max).await
         }
-    });
-    join_all(read).await
+        (Some(Listing { bulk: Bulk::Filters(filters), max }), _, Some(client)) => {
+            by_filters(client, audit, item, filters, *max).await
+        }
+        _ => Err(FetchError::unanswered(item, audit.region)),
+    };
+    (item.clone(), result.map(|items| Listed::pack(&items)))
 }
 
 /// The most pages a listing bounded at `max` items may take.
