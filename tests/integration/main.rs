@@ -8,6 +8,7 @@
 
 mod support;
 
+mod assume_role;
 mod doctor;
 mod error_text;
 mod faults;
