@@ -20,4 +20,5 @@ mod mount;
 mod mount_client;
 mod networking;
 mod resync;
+mod rotation_events;
 mod server;
