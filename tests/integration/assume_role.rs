@@ -56,6 +56,7 @@ async fn the_chained_role_is_assumed_with_the_pods_own_credentials_and_reads() {
     assert_eq!(call.access_key.as_deref(), Some(own_key.as_str()), "signed with the pod's own key: {call:?}");
     assert_eq!(call.role_arn_for_key.as_deref(), Some(role("app").as_str()));
     assert_eq!(call.region(), WEST, "STS of the region being read: {call:?}");
+    assert_eq!(call.listener_region.as_deref(), Some(WEST), "the provider's `--endpoint sts@us-west-2`: {call:?}");
     assert!(call.external_id_is(Some(EXTERNAL_ID)), "the external id was sent: {call:?}");
     assert_eq!(call.duration_seconds.as_deref(), Some("900"));
     assert!(call.role_session_name.as_deref().is_some_and(|s| s.contains("pod-a")), "{call:?}");
@@ -172,4 +173,67 @@ async fn sts_refusing_the_chain_names_the_role_and_the_pods_identity() {
     assert!(message.contains("(AccessDenied)") && message.contains("trust policy"), "{message}");
     assert!(!message.contains("ServiceError") && !message.contains("{ "), "no library Debug: {message}");
     assert!(w.rec.calls_to("secretsmanager").is_empty(), "nothing was read: {:#?}", w.rec.calls());
+}
+
+/// The primary region's STS failing transiently: the chain is made in the failover region's STS
+/// (through its own endpoint), and the objects are still read in the primary region.
+#[tokio::test]
+async fn a_transient_sts_failure_chains_in_the_failover_region() {
+    let Some(w) = World::start() else { return };
+    w.kube.service_account("default", "app-sa", Some(role("app").as_str()));
+    w.secret(WEST, "cross-db", "v").await;
+    let provider = w.provider().arg(allow_cross()).start();
+    w.rec.fail(Fault::sts_unavailable().service("sts").operation("AssumeRole").region(WEST));
+
+    let attributes = chained("pod-a", "app-sa", "cross-db", &[("failoverRegion", EAST)]);
+    let (_, target) = expect_ok(mount(&provider, "pod-a", &attributes).await, &provider, &w.rec);
+    assert_eq!(read(&target, "cross-db"), "v");
+    let chained_calls = assume_calls(&w);
+    let regions: Vec<(Option<&str>, bool)> =
+        chained_calls.iter().map(|c| (c.listener_region.as_deref(), c.injected)).collect();
+    assert_eq!(regions.first(), Some(&(Some(WEST), true)), "{chained_calls:#?}");
+    assert_eq!(regions.last(), Some(&(Some(EAST), false)), "then the failover region's STS: {chained_calls:#?}");
+    let issued = chained_calls.last().and_then(|c| c.issued_key.clone()).expect("a chained key");
+    for read in w.rec.calls_to("secretsmanager") {
+        assert_eq!((read.access_key.as_deref(), read.region()), (Some(issued.as_str()), WEST), "{read:?}");
+    }
+}
+
+/// `AssumeRole` is made through the provider's own STS client: under
+/// `--require-private-endpoints` an STS endpoint that resolves to a public address is refused
+/// before anything is sent, exactly as for every other call. (Local credentials: the pod's own
+/// identity needs no STS, so the chained call is the only STS call.)
+#[tokio::test]
+async fn the_chained_call_obeys_require_private_endpoints() {
+    let Some(w) = World::start() else { return };
+    w.secret(WEST, "cross-db", "v").await;
+    let port = w.rec.url().rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse::<u16>().ok()).expect("port");
+    let public = "203.0.113.10";
+    let provider = crate::support::Provider::builder(&w.moto.url())
+        .args(&["--local-credentials", "--require-private-endpoints"])
+        .arg(allow_cross())
+        .args(&["--resolve", &format!("sts-public.example={public}"), "--resolve", "sm-private.example=127.0.0.1"])
+        .args(&["--endpoint", &format!("sts=http://sts-public.example:{port}")])
+        .args(&["--endpoint", &format!("secretsmanager=http://sm-private.example:{port}")])
+        .env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("http_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .start();
+    let attributes =
+        crate::support::attrs("pod-a", &secret_object("cross-db"), &[("assumeRoleArn", &role("cross-reader"))]);
+
+    let status = expect_err(mount(&provider, "pod-a", &attributes).await, &provider);
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let message = status.message();
+    assert!(message.starts_with("PublicEndpointRefused: "), "{message}");
+    assert!(message.contains("STS AssumeRole of assumeRoleArn") && message.contains(public), "{message}");
+    assert!(w.rec.calls().is_empty(), "nothing was sent: {:#?}", w.rec.calls());
+
+    // Without the chain the same provider reads (the private Secrets Manager endpoint).
+    let plain = crate::support::attrs("pod-b", &secret_object("cross-db"), &[]);
+    let (_, target) = expect_ok(mount(&provider, "pod-b", &plain).await, &provider, &w.rec);
+    assert_eq!(read(&target, "cross-db"), "v");
 }
