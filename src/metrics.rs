@@ -35,11 +35,12 @@ const ROTATION_EVENT_OUTCOMES: [&str; 4] = ["sent", "failed", "rate_limited", "o
 const MOUNT_KINDS: [&str; 2] = ["first", "resync"];
 
 /// The AWS operations the provider calls, zero at start (outcome `success`).
-const OPERATIONS: [(&str, &str); 4] = [
+const OPERATIONS: [(&str, &str); 5] = [
     ("secretsmanager", "GetSecretValue"),
     ("secretsmanager", "BatchGetSecretValue"),
     ("ssm", "GetParameters"),
     ("sts", "AssumeRoleWithWebIdentity"),
+    ("sts", "AssumeRole"),
 ];
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -267,6 +268,7 @@ mod tests {
             r#"csi_provider_aws_sts_exchanges_total{outcome="success"} 1"#,
             "csi_provider_aws_cache_hits_total 1",
             r#"csi_provider_aws_rotation_events_total{outcome="rate_limited"} 0"#,
+            r#"csi_provider_aws_aws_calls_total{service="sts",operation="AssumeRole",outcome="success"} 0"#,
             "csi_provider_aws_mount_duration_seconds_bucket",
             "csi_provider_aws_build_info{version=",
         ] {

@@ -169,3 +169,23 @@ async fn a_slow_or_refusing_api_server_never_delays_or_fails_a_mount() {
     }
     assert!(provider.logs().contains("rotation event not sent"), "{}", provider.logs());
 }
+
+/// Driver-writes mode (`--driver-writes-secrets`): the provider writes nothing, so a rotation
+/// is a version that differs from what the driver says the pod holds (`current_object_version`).
+#[tokio::test]
+async fn in_driver_writes_mode_a_version_the_pod_does_not_hold_is_announced() {
+    let Some(scene) = Scene::start().await else { return };
+    let provider = scene.provider(&["--rotation-events", "--driver-writes-secrets"]).start();
+    let target = provider.target(&pod_uid("pod-a"));
+    let request = mount_request(&attrs("pod-a", OBJECTS, &[]), &target);
+    let first = provider.client().await.mount(request.clone()).await.expect("first mount").into_inner();
+    let mut resync = request.clone();
+    resync.current_object_version = first.object_version.clone();
+    provider.client().await.mount(resync.clone()).await.expect("unchanged re-sync");
+    let version = scene.rotate("v2-SECRET").await;
+    provider.client().await.mount(resync).await.expect("changed re-sync");
+
+    let events = scene.kube.wait_events(1);
+    assert_eq!(events.len(), 1, "only the changed re-sync: {events:#?}");
+    assert_eq!(events[0]["message"], format!(r#"Rotated 1 object in volume secrets: "db" (version {version})"#));
+}
