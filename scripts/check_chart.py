@@ -314,8 +314,13 @@ def check_full_values(docs):
                  "--log-format=plain", "--metrics-addr=0.0.0.0:9090", "--cache-max-entries=1000000",
                  "--allowed-endpoint-host=*.vpce.amazonaws.com", "--require-private-endpoints=true",
                  "--ca-bundle=/etc/csi-provider-aws/ca/ca-bundle.pem", "--audit-log=true", "--provider-name=aws-rs",
-                 "--metrics-secret-names=true"]:
+                 "--metrics-secret-names=true",
+                 "--allowed-assume-role=arn:aws:iam::111122223333:role/secrets-*", "--rotation-events=true",
+                 "--rotation-events-qps=0.5", "--rotation-events-burst=20"]:
         check(flag in a, f"full values: args include {flag}")
+    rules = sorted((tuple(r["apiGroups"]), tuple(r["resources"]), tuple(r["verbs"])) for r in one(docs, "ClusterRole")["rules"])
+    check((("",), ("events",), ("create", "patch")) in rules,
+          f"full values (rotationEvents.enabled): ClusterRole allows create and patch on events: {rules}")
     check(sum(x.startswith("--endpoint=") for x in a) == 3, "full values: three --endpoint flags")
     check(env["HTTPS_PROXY"]["value"].startswith("http://proxy") and "NO_PROXY" in env, "full values: proxy env")
     pod = one(docs, "DaemonSet")["spec"]["template"]["spec"]

@@ -5,8 +5,9 @@ use crate::aws::{AwsCredentials, AwsReader, AwsSettings, CallCounter, Endpoints,
 use crate::cache::ValueCache;
 use crate::cli::ServeArgs;
 use crate::clock;
+use crate::events::RotationEvents;
 use crate::fetch::Fetcher;
-use crate::identity::{AgentClient, CredentialSource, IdentityResolver};
+use crate::identity::{AgentClient, CredentialSource, IdentityResolver, RoleAllowlist};
 use crate::k8s::K8s;
 use crate::metrics::Metrics;
 use crate::mount::{MountConfig, Mounter};
@@ -57,9 +58,17 @@ pub(crate) async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<Stri
         node_name: env("NODE_NAME").filter(|n| !n.is_empty()),
         allowed_endpoints: EndpointAllowlist::new(args.endpoint_policy.allowed_endpoint_hosts.clone()),
         max_objects_per_mount: usize::try_from(args.max_objects_per_mount).unwrap_or(usize::MAX),
+        allowed_assume_roles: RoleAllowlist::new(args.endpoint_policy.allowed_assume_roles.clone()),
     };
+    let node = config.node_name.clone();
     let fetcher = Fetcher::new(aws, cache);
-    let mounter = Mounter::new(config, fetcher, credentials, k8s.clone());
+    let mut mounter = Mounter::new(config, fetcher, credentials, k8s.clone());
+    if args.rotation_events {
+        let (qps, burst) = (args.rotation_events_qps, args.rotation_events_burst);
+        let observer: Arc<dyn crate::events::EventObserver> = metrics.clone();
+        let events = RotationEvents::new(k8s.clone(), node, qps, burst, Some(observer), clock::system());
+        mounter = mounter.with_rotation_events(events);
+    }
     Ok(Provider { mounter, metrics, k8s })
 }
 
@@ -84,6 +93,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         socket = %socket.path().display(),
         write_mode = if args.driver_writes_secrets { "driver writes" } else { "provider writes" },
         default_region = mounter.config().default_region.as_deref().unwrap_or("(none)"),
+        rotation_events = args.rotation_events,
         "csi-provider-aws serving"
     );
     let service = ProviderService::new(Arc::new(mounter), metrics);
@@ -132,8 +142,10 @@ fn log_endpoints(args: &ServeArgs) {
     }
     let policy = &args.endpoint_policy;
     let allowed: Vec<String> = policy.allowed_endpoint_hosts.iter().map(ToString::to_string).collect();
+    let roles: Vec<String> = policy.allowed_assume_roles.iter().map(ToString::to_string).collect();
     tracing::info!(
         allowed_endpoint_hosts = %if allowed.is_empty() { "(none: SecretProviderClass endpoints are refused)".to_string() } else { allowed.join(",") },
+        allowed_assume_roles = %if roles.is_empty() { "(none: assumeRoleArn is refused)".to_string() } else { roles.join(",") },
         audit_log = policy.audit_log,
         "SecretProviderClass endpoint policy"
     );

@@ -28,8 +28,9 @@ pub struct Cli {
 /// What to run.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the provider API on the unix socket (the default).
-    Serve(ServeArgs),
+    /// Serve the provider API on the unix socket (the default). Boxed: the serve flags are
+    /// most of the command line's size.
+    Serve(Box<ServeArgs>),
     /// Call a running provider as the driver does, and write the files it returns.
     Mount(MountArgs),
     /// Check the network path to AWS (DNS, TCP, TLS, an AWS answer), the socket directory and
@@ -40,7 +41,7 @@ pub enum Command {
 impl Cli {
     /// The serve flags, whether given bare or after `serve`.
     pub fn into_command(self) -> Command {
-        self.command.unwrap_or(Command::Serve(self.serve))
+        self.command.unwrap_or_else(|| Command::Serve(Box::new(self.serve)))
     }
 }
 
@@ -140,6 +141,20 @@ pub struct ServeArgs {
     #[arg(long, env = "CSI_PROVIDER_AWS_METRICS_SECRET_NAMES", num_args = 0..=1, require_equals = true,
           default_value = "false", default_missing_value = "true", action = ArgAction::Set)]
     pub(crate) metrics_secret_names: bool,
+    /// After a re-sync that swapped in a changed set, a Kubernetes Event on the pod (reason
+    /// `SecretRotated`, naming the objects and their new versions, never a value). Needs
+    /// `create` and `patch` on events.
+    #[arg(long, env = "CSI_PROVIDER_AWS_ROTATION_EVENTS", num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true", action = ArgAction::Set)]
+    pub(crate) rotation_events: bool,
+    /// Rotation events this node sends per second, sustained; past the rate (and the burst)
+    /// events are dropped and counted (`rotation_events_total{outcome="rate_limited"}`).
+    #[arg(long, env = "CSI_PROVIDER_AWS_ROTATION_EVENTS_QPS", default_value = "1", value_parser = parse_rate)]
+    pub(crate) rotation_events_qps: f64,
+    /// Rotation events this node sends at once before the rate applies.
+    #[arg(long, env = "CSI_PROVIDER_AWS_ROTATION_EVENTS_BURST", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) rotation_events_burst: u32,
     /// EKS add-on version, appended to the user agent.
     #[arg(long, env = "CSI_PROVIDER_AWS_EKS_ADDON_VERSION", default_value = "")]
     pub(crate) eks_addon_version: String,
@@ -147,6 +162,14 @@ pub struct ServeArgs {
     pub(crate) network: NetworkArgs,
     #[command(flatten)]
     pub(crate) endpoint_policy: EndpointPolicyArgs,
+}
+
+/// A rate: a finite number greater than 0 and at most 1000 (`0.5` is one every two seconds).
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1000.0 => Ok(rate),
+        _ => Err(format!("{s:?} is not a rate (a number greater than 0 and at most 1000, e.g. 1 or 0.5)")),
+    }
 }
 
 fn parse_url(s: &str) -> Result<String, String> {
@@ -176,7 +199,7 @@ mod tests {
 
     fn serve(args: &[&str]) -> ServeArgs {
         match parse(args) {
-            Command::Serve(s) => s,
+            Command::Serve(s) => *s,
             other => panic!("expected serve, got {other:?}"),
         }
     }

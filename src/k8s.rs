@@ -2,13 +2,15 @@
 //! label. The client is created on first use (in-cluster config, else `KUBECONFIG`), calls are
 //! rate limited (`--qps`, `--burst`), service-account lookups are cached briefly (on the injected
 //! clock, refreshed in the background ahead of expiry while they are in use) and the node's region
-//! once. RBAC needed: `get` on serviceaccounts and nodes.
+//! once. RBAC needed: `get` on serviceaccounts and nodes; with `--rotation-events`, `create` and
+//! `patch` on events.
 
 use crate::clock::SharedClock;
 use crate::params::limits;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
-use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, ServiceAccount};
 use k8s_openapi::api::storage::v1::CSIDriver;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Api;
 use kube::api::PostParams;
 use std::collections::HashMap;
@@ -358,6 +360,70 @@ impl K8s {
             Err(kube::Error::Api(_)) => Ok(None),
             Err(e) => Err(api_error("a SelfSubjectAccessReview".into(), e)),
         }
+    }
+}
+
+/// A `core/v1` Event about a pod (the API the driver's own events use, so `kubectl describe
+/// pod` lists them together). Built by the caller from validated names; holds no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodEvent {
+    pub namespace: String,
+    pub pod: String,
+    pub uid: String,
+    /// `SecretRotated`.
+    pub reason: &'static str,
+    pub message: String,
+    /// This node (`NODE_NAME`), the event's source host and reporting instance.
+    pub node: Option<String>,
+}
+
+/// The component events name as their source.
+const EVENT_COMPONENT: &str = "csi-provider-aws";
+/// The longest event name: a DNS-1123 subdomain.
+const MAX_EVENT_NAME: usize = 253;
+
+impl K8s {
+    /// Creates `event` in the pod's namespace. Not behind `--qps`: the caller rate limits
+    /// events on its own, so they never delay a lookup a mount waits for.
+    pub async fn create_pod_event(&self, event: &PodEvent) -> Result<(), K8sError> {
+        let client = self.client().await?;
+        let now = Time(k8s_openapi::jiff::Timestamp::try_from(self.clock.system_now()).unwrap_or_default());
+        let nanos = self.clock.system_now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let suffix = format!(".{:x}", nanos as u64);
+        let base: String = event.pod.chars().take(MAX_EVENT_NAME - suffix.len()).collect();
+        let object = Event {
+            metadata: ObjectMeta {
+                name: Some(format!("{base}{suffix}")),
+                namespace: Some(event.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(event.pod.clone()),
+                namespace: Some(event.namespace.clone()),
+                uid: Some(event.uid.clone()),
+                ..ObjectReference::default()
+            },
+            reason: Some(event.reason.into()),
+            message: Some(event.message.clone()),
+            type_: Some("Normal".into()),
+            count: Some(1),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            source: Some(EventSource { component: Some(EVENT_COMPONENT.into()), host: event.node.clone() }),
+            reporting_component: Some(EVENT_COMPONENT.into()),
+            reporting_instance: event.node.clone(),
+            ..Event::default()
+        };
+        let api: Api<Event> = Api::namespaced(client, &event.namespace);
+        api.create(&PostParams::default(), &object).await.map(|_| ()).map_err(|e| {
+            let what = format!("creating an event on pod {}/{}", event.namespace, event.pod);
+            match api_error(String::new(), e) {
+                K8sError::Api { reason, .. } => K8sError::Invalid { what, reason: format!("failed: {reason}") },
+                other => other,
+            }
+        })
     }
 }
 

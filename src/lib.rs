@@ -23,17 +23,18 @@
 //! | 4 | `k8s` | the only user of `kube`: service accounts (cached on the clock, refreshed ahead of expiry), node region | `clock`, `params`, `sync` |
 //! | 5 | `aws` | the only user of AWS SDK types: clients, endpoints (`EndpointFlag`), STS, reading Secrets Manager and Parameter Store, error classification, call counting, audit | `clock`, `codes`, `error_text`, `net`, `params`, `read`, `secret`, `sync` |
 //! | 5 | `cache` | the identity-scoped value cache | `clock`, `read`, `sync` |
+//! | 5 | `events` | `--rotation-events`: the `SecretRotated` event on a pod, rate limited per node, fire and forget | `clock`, `k8s`, `sync` |
 //! | 5 | `render` | answers → files and object versions (`objectEncoding`, `jsonKeys`, bulk items) | `decode`, `jmes`, `params`, `read`, `secret`, `write` |
-//! | 6 | `metrics` | the Prometheus registry, process metrics | `cache`, `codes`, `read` |
-//! | 6 | `identity` | the pod's credentials (IRSA, Pod Identity), their cache, where a mount's credentials come from | `aws`, `clock`, `codes`, `k8s`, `params`, `read`, `sync` |
+//! | 6 | `metrics` | the Prometheus registry, process metrics | `cache`, `codes`, `events`, `read` |
+//! | 6 | `identity` | the pod's credentials (IRSA, Pod Identity), their cache, where a mount's credentials come from; `assumeRoleArn` (role chaining, `--allowed-assume-role`) | `aws`, `clock`, `codes`, `k8s`, `params`, `read`, `sync` |
 //! | 6 | `fetch` | reading through the cache, coalescing identical reads in flight | `aws`, `cache`, `read`, `sync` |
-//! | 7 | `mount` | one `Mount`: parameters → region → credentials → fetch (failover) → render → write | `codes`, `fetch`, `identity`, `k8s`, `net`, `params`, `read`, `render`, `sync`, `write` |
+//! | 7 | `mount` | one `Mount`: parameters → region → credentials → fetch (failover) → render → write → rotation event | `codes`, `events`, `fetch`, `identity`, `k8s`, `net`, `params`, `read`, `render`, `sync`, `write` |
 //! | 7 | `admin` | `/metrics`, `/healthz`, `/readyz`, `MetricsAddr` | `metrics` |
 //! | 8 | `service` | the gRPC service: protobuf ⇄ domain, error → status | `codes`, `metrics`, `mount`, `pb`, `render`, `telemetry` |
 //! | 9 | `server` | the socket's lifecycle: bind, serve, drain, exit | `admin`, `authority`, `connections`, `net`, `pb`, `service` |
 //! | 9 | `client` | the `mount` client and its `MountArgs` | `error_text`, `params`, `pb`, `secret`, `telemetry`, `units`, `write` |
 //! | 10 | `doctor` | `doctor` and its `DoctorArgs` | `aws`, `client`, `clock`, `k8s`, `net`, `read`, `telemetry`, `units` |
-//! | 11 | `cli` | the command line: subcommands, serve flags (composing the groups above) | `admin`, `aws`, `client`, `doctor`, `net`, `telemetry`, `units` |
+//! | 11 | `cli` | the command line: subcommands, serve flags (composing the groups above) | `admin`, `aws`, `client`, `doctor`, `identity`, `net`, `telemetry`, `units` |
 //! | 12 | `app` | wiring the serve flags into a running provider | anything below |
 //!
 //! `pb` (generated protobuf types) is imported only by `service`, `server` and `client`.
@@ -53,6 +54,7 @@ pub(crate) mod connections;
 pub(crate) mod decode;
 pub mod doctor;
 pub(crate) mod error_text;
+pub(crate) mod events;
 pub(crate) mod fetch;
 #[doc(hidden)] // the agent-answer parser the fuzz targets call, not API
 pub mod identity;

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(args) => csi_provider_aws::app::serve(args).await?,
+        Command::Serve(args) => csi_provider_aws::app::serve(*args).await?,
         Command::Mount(args) => csi_provider_aws::client::mount_command(args).await?,
         Command::Doctor(args) => return Ok(doctor(&args).await),
     }

@@ -10,6 +10,7 @@ mod process;
 
 use crate::cache::CacheStats;
 use crate::codes::ErrorCode;
+use crate::events::EventObserver;
 use crate::read::{CallKey, CallObserver};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -27,16 +28,20 @@ pub const MAX_OBJECT_SERIES: usize = 1000;
 /// The object label of failures past [`MAX_OBJECT_SERIES`].
 const OTHER_OBJECT: &str = "(other)";
 
+/// The outcomes of `rotation_events_total`, zero at start.
+const ROTATION_EVENT_OUTCOMES: [&str; 4] = ["sent", "failed", "rate_limited", "overloaded"];
+
 /// The mount kinds the `kind` label takes.
 const MOUNT_KINDS: [&str; 2] = ["first", "resync"];
 
 /// The AWS operations the provider calls, zero at start (outcome `success`).
-const OPERATIONS: [(&str, &str); 5] = [
+const OPERATIONS: [(&str, &str); 6] = [
     ("secretsmanager", "GetSecretValue"),
     ("secretsmanager", "BatchGetSecretValue"),
     ("ssm", "GetParameters"),
     ("ssm", "GetParametersByPath"),
     ("sts", "AssumeRoleWithWebIdentity"),
+    ("sts", "AssumeRole"),
 ];
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,6 +99,8 @@ pub struct Metrics {
     pub aws_call_duration: Family<OperationLabels, Histogram>,
     pub sts_exchanges: Family<OutcomeLabels, Counter>,
     pub objects_rotated: Counter,
+    /// `--rotation-events`: events by outcome (`sent`, `failed`, `rate_limited`, `overloaded`).
+    pub rotation_events: Family<OutcomeLabels, Counter>,
     pub bytes_written: Counter,
     pub in_flight: Gauge,
     /// 1 while `/readyz` answers 200, else 0 (set by the admin server).
@@ -119,6 +126,7 @@ impl Metrics {
             aws_call_duration: Family::new_with_constructor(latency_histogram),
             sts_exchanges: Family::default(),
             objects_rotated: Counter::default(),
+            rotation_events: Family::default(),
             bytes_written: Counter::default(),
             in_flight: Gauge::default(),
             ready: Gauge::default(),
@@ -149,6 +157,9 @@ impl Metrics {
             drop(self.aws_calls.get_or_create(&labels));
         }
         drop(self.sts_exchanges.get_or_create(&OutcomeLabels { outcome: "success".into() }));
+        for outcome in ROTATION_EVENT_OUTCOMES {
+            drop(self.rotation_events.get_or_create(&OutcomeLabels { outcome: outcome.into() }));
+        }
     }
 
     fn register_all(&self, r: &mut Registry, cache: &CacheStats) {
@@ -169,6 +180,11 @@ impl Metrics {
         r.register("cache_max_entries", "The bound on cached values (--cache-max-entries)", cache.max_entries.clone());
         r.register("cache_max_bytes", "The bound on cached bytes (--cache-max-bytes)", cache.max_bytes.clone());
         r.register("objects_rotated", "Files whose content changed on a re-sync", self.objects_rotated.clone());
+        r.register(
+            "rotation_events",
+            "SecretRotated events (--rotation-events) by outcome: sent, failed, or dropped (rate_limited: over the per-node rate; overloaded: too many being sent)",
+            self.rotation_events.clone(),
+        );
         r.register("written_bytes", "Bytes of files written into target paths", self.bytes_written.clone());
         r.register("mounts_in_flight", "Mounts being served", self.in_flight.clone());
         r.register("ready", "1 when ready (/readyz answers 200), else 0", self.ready.clone());
@@ -212,6 +228,12 @@ impl Metrics {
     }
 }
 
+impl EventObserver for Metrics {
+    fn event(&self, outcome: &'static str) {
+        self.rotation_events.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc();
+    }
+}
+
 impl CallObserver for Metrics {
     fn observe(&self, key: &CallKey, seconds: f64) {
         let labels =
@@ -246,6 +268,8 @@ mod tests {
             r#"csi_provider_aws_aws_calls_total{service="sts",operation="AssumeRoleWithWebIdentity",outcome="success"} 1"#,
             r#"csi_provider_aws_sts_exchanges_total{outcome="success"} 1"#,
             "csi_provider_aws_cache_hits_total 1",
+            r#"csi_provider_aws_rotation_events_total{outcome="rate_limited"} 0"#,
+            r#"csi_provider_aws_aws_calls_total{service="sts",operation="AssumeRole",outcome="success"} 0"#,
             "csi_provider_aws_mount_duration_seconds_bucket",
             "csi_provider_aws_build_info{version=",
         ] {

@@ -2,8 +2,9 @@
 //! render → write into the target path, or return the files in driver-writes mode.
 
 use crate::codes::ErrorCode;
+use crate::events::{Rotation, RotationEvents};
 use crate::fetch::{Fetcher, Scope};
-use crate::identity::{CredentialSource, IdentityError, Proven};
+use crate::identity::{CredentialSource, IdentityError, Proven, RoleAllowlist, RoleAssumer, RoleRefused};
 use crate::k8s::K8s;
 use crate::net::{EndpointAllowlist, EndpointRefused, SpcEndpoints};
 use crate::params::{self, MountParams, ObjectSpec, ObjectsMemo, ParamError};
@@ -28,6 +29,8 @@ pub struct MountConfig {
     /// `--max-objects-per-mount`: the most files the `jsonKeys` objects and bulk descriptors of
     /// one mount may give, and the largest `maxObjects` accepted.
     pub max_objects_per_mount: usize,
+    /// `--allowed-assume-role`: the roles a SecretProviderClass's `assumeRoleArn` may name.
+    pub allowed_assume_roles: RoleAllowlist,
 }
 
 /// One `Mount` request in domain terms.
@@ -73,6 +76,8 @@ pub enum MountError {
     #[error("{mount}: {source}")]
     Endpoint { mount: String, source: EndpointRefused },
     #[error("{mount}: {source}")]
+    AssumeRoleRefused { mount: String, source: RoleRefused },
+    #[error("{mount}: {source}")]
     Identity { mount: String, source: Box<IdentityError> },
     #[error("{first}{more}")]
     Fetch { first: Box<FetchError>, more: String },
@@ -97,7 +102,9 @@ impl MountError {
     pub fn code(&self) -> ErrorCode {
         match self {
             MountError::Params { source, .. } => source.code(),
-            MountError::Region { .. } | MountError::Endpoint { .. } => ErrorCode::InvalidParameters,
+            MountError::Region { .. } | MountError::Endpoint { .. } | MountError::AssumeRoleRefused { .. } => {
+                ErrorCode::InvalidParameters
+            }
             MountError::Identity { source, .. } => source.code(),
             MountError::Fetch { first, .. } => first.code,
             MountError::Render(e) if e.is_json() => ErrorCode::JmesPathFailed,
@@ -114,6 +121,8 @@ pub struct Mounter {
     config: MountConfig,
     fetcher: Fetcher,
     credentials: CredentialSource,
+    /// `assumeRoleArn`: chained roles, cached per (pod identity, role, external id).
+    assumer: RoleAssumer,
     k8s: Arc<K8s>,
     targets: Targets,
     locks: TargetLocks,
@@ -121,13 +130,23 @@ pub struct Mounter {
     known: Arc<KnownSets>,
     /// The `objects` texts recently parsed (most of a re-sync's CPU otherwise).
     memo: ObjectsMemo,
+    /// `--rotation-events`: announces re-syncs that swapped in a changed set.
+    events: Option<Arc<RotationEvents>>,
 }
 
 impl Mounter {
     pub fn new(config: MountConfig, fetcher: Fetcher, credentials: CredentialSource, k8s: Arc<K8s>) -> Self {
         let targets = Targets::new(config.kubelet_path.clone());
         let (locks, known, memo) = (TargetLocks::default(), Arc::default(), ObjectsMemo::default());
-        Mounter { config, fetcher, credentials, k8s, targets, locks, known, memo }
+        let assumer = RoleAssumer::new(fetcher.aws().clone());
+        Mounter { config, fetcher, credentials, assumer, k8s, targets, locks, known, memo, events: None }
+    }
+
+    /// With `--rotation-events`: a `SecretRotated` event on the pod after each re-sync that
+    /// swapped in a changed set.
+    pub fn with_rotation_events(mut self, events: RotationEvents) -> Self {
+        self.events = Some(Arc::new(events));
+        self
     }
 
     /// The fetcher (its cache and AWS call counts).
@@ -175,12 +194,20 @@ impl Mounter {
             return Err(region_error(&params, format!("failoverRegion {region} must differ from the region")));
         }
         let endpoints = self.admit_endpoints(&params)?;
+        self.config
+            .allowed_assume_roles
+            .admit(params.assume_role.as_ref())
+            .map_err(|source| MountError::AssumeRoleRefused { mount: params.describe(), source })?;
         let proven = self.credentials(&params, &region, &endpoints).await?;
         let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
         let scope = Scope::new(&proven.credentials, &proven.identity, Route::new(&region, &endpoints.primary), &pod);
         let fetched = self.fetch(&params, &scope, &endpoints).await?;
         let rendered = render::render(&fetched, self.config.max_objects_per_mount)?;
+        let resync = self.events.is_some() && self.kind(&input) == "resync";
         let delivery = self.deliver(target, &rendered.files).await?;
+        if let Some(events) = &self.events {
+            self.announce(events, &params, &input, &rendered, &delivery, resync);
+        }
         let files = if delivery == Delivery::Returned { rendered.files } else { Vec::new() };
         Ok(MountOutput { versions: rendered.versions, files, delivery, objects: params.objects.len() })
     }
@@ -245,7 +272,8 @@ impl Mounter {
         Ok(admitted)
     }
 
-    /// The credentials to read with, and the identity they prove (the cache scope).
+    /// The credentials to read with, and the identity they prove (the cache scope): the pod's
+    /// own, or with `assumeRoleArn` the role's, assumed with the pod's own.
     async fn credentials(
         &self,
         params: &MountParams,
@@ -254,10 +282,12 @@ impl Mounter {
     ) -> Result<Proven, MountError> {
         let mut routes = vec![Route::new(region, &endpoints.primary)];
         routes.extend(params.failover_region.as_deref().map(|r| Route::new(r, &endpoints.failover)));
-        self.credentials
-            .prove(params, &routes)
-            .await
-            .map_err(|source| MountError::Identity { mount: params.describe(), source: Box::new(source) })
+        let failed = |source| MountError::Identity { mount: params.describe(), source: Box::new(source) };
+        let own = self.credentials.prove(params, &routes).await.map_err(failed)?;
+        match &params.assume_role {
+            Some(assume) => self.assumer.assume(params, assume, own, &routes).await.map_err(failed),
+            None => Ok(own),
+        }
     }
 
     /// Reads every object in the primary region (the scope's route); objects that failed
@@ -333,6 +363,65 @@ impl Mounter {
                 Delivery::Written { changed, bytes }
             }
         })
+    }
+}
+
+impl Mounter {
+    /// Announces the objects whose files this re-sync changed (the files written, or in
+    /// driver-writes mode the versions that differ from what the driver says the pod holds),
+    /// only for a pod whose validated name and UID match the target path. Never waits.
+    fn announce(
+        &self,
+        events: &RotationEvents,
+        params: &MountParams,
+        input: &MountInput,
+        rendered: &render::Rendered,
+        delivery: &Delivery,
+        resync: bool,
+    ) {
+        let changed = |file: &str, version: &str| match delivery {
+            Delivery::Written { changed, .. } => resync && changed.iter().any(|c| c == file),
+            Delivery::Returned => {
+                !input.current_versions.is_empty()
+                    && !input.current_versions.iter().any(|held| held.id == file && held.version == version)
+            }
+            Delivery::Unchanged => false,
+        };
+        let mut objects: Vec<(String, String)> = Vec::new();
+        for (file, object) in rendered.sources() {
+            let pair = (object.to_string(), file.version.clone());
+            if changed(&file.id, &file.version) && !objects.contains(&pair) {
+                objects.push(pair);
+            }
+        }
+        if objects.is_empty() {
+            return;
+        }
+        let Some(volume) = self.pod_of_target(params, &input.target_path) else {
+            tracing::debug!("no rotation event: the pod's name and UID do not match the target path");
+            return;
+        };
+        let pod = &params.pod;
+        let (namespace, name, uid) = (pod.namespace.clone(), pod.name.clone(), pod.uid.clone());
+        events.announce(Rotation { namespace, pod: name, uid, volume, objects });
+    }
+
+    /// The volume of `target` (`<kubelet>/pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount`)
+    /// when the pod's (validated) name, namespace and UID are given and the UID is the target
+    /// path's; `None` when they do not match.
+    fn pod_of_target(&self, params: &MountParams, target: &str) -> Option<Option<String>> {
+        let pod = &params.pod;
+        if pod.name.is_empty() || pod.namespace.is_empty() || pod.uid.is_empty() {
+            return None;
+        }
+        let pods = self.config.kubelet_path.join("pods");
+        let relative = Path::new(target).strip_prefix(&pods).ok()?;
+        let parts: Vec<&str> = relative.iter().filter_map(|c| c.to_str()).collect();
+        match parts.as_slice() {
+            [uid, "volumes", _, volume, ..] if *uid == pod.uid => Some(Some(volume.to_string())),
+            [uid, ..] if *uid == pod.uid => Some(None),
+            _ => None,
+        }
     }
 }
 
@@ -522,6 +611,7 @@ mod tests {
             node_name: None,
             allowed_endpoints: EndpointAllowlist::default(),
             max_objects_per_mount: 1000,
+            allowed_assume_roles: RoleAllowlist::default(),
         };
         let credentials = CredentialSource::Local(AwsCredentials::fixed("AKID", "secret", None, "test"));
         let k8s = Arc::new(K8s::new(5, 10, std::time::Duration::from_secs(30), crate::clock::system()));

@@ -30,6 +30,14 @@ pub struct Rendered {
     owners: Vec<Owner>,
 }
 
+impl Rendered {
+    /// Each file's version with the name of the object it comes from (for a bulk descriptor,
+    /// the descriptor's name; the item is the file).
+    pub fn sources(&self) -> impl Iterator<Item = (&FileVersion, &str)> {
+        self.versions.iter().zip(self.owners.iter().map(|o| o.object.as_str()))
+    }
+}
+
 /// The object (and part of it) a file comes from.
 #[derive(Debug, Clone)]
 struct Owner {

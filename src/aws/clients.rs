@@ -66,6 +66,11 @@ impl AwsReader {
         AwsReader { http, settings, batch }
     }
 
+    /// The clock the provider reads.
+    pub fn clock(&self) -> SharedClock {
+        self.settings.clock.clone()
+    }
+
     /// The network settings in force.
     pub fn network(&self) -> &NetworkSettings {
         &self.settings.network

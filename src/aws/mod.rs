@@ -23,7 +23,7 @@ pub use clients::{AwsReader, AwsSettings};
 pub use counting::CallCounter;
 pub use credentials::AwsCredentials;
 pub use endpoints::{EndpointFlag, Endpoints};
-pub use sts::WebIdentityRequest;
+pub use sts::{AssumeRoleRequest, WebIdentityRequest};
 pub use user_agent::UserAgentTag;
 
 use crate::read::{FetchError, Fetched, ReadItem, Route, Service};

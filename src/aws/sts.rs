@@ -1,13 +1,18 @@
-//! STS `AssumeRoleWithWebIdentity` (IRSA): the pod's token for the role's credentials, on the
-//! STS endpoint of the region being read (endpoint precedence as for every service, the
-//! SecretProviderClass's admitted `stsEndpoint` first; FIPS/dual-stack and
-//! `--require-private-endpoints` apply), unsigned.
+//! STS `AssumeRoleWithWebIdentity` (IRSA: the pod's token for the role's credentials, unsigned)
+//! and `AssumeRole` (`assumeRoleArn`: role chaining, signed with the pod's own credentials), on
+//! the STS endpoint of the region being read. Both use the one client construction every
+//! service uses: endpoint precedence (the SecretProviderClass's admitted `stsEndpoint` first),
+//! FIPS/dual-stack, `--require-private-endpoints`, the proxy, the CA bundle, our user agent and
+//! call counting.
 
 use super::audit::{AuditRecord, Served, send_audited};
-use super::clients::configure;
+use super::clients::{build_client, configure};
 use super::{AwsCredentials, AwsReader, Route, Service, errors};
 use crate::secret::SecretString;
 use aws_sdk_sts as sts;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::time::SystemTime;
 
 /// Credentials STS granted for a web-identity token.
@@ -30,7 +35,56 @@ pub struct WebIdentityRequest<'a> {
     pub pod: &'a str,
 }
 
+/// One `AssumeRole` (role chaining) with a pod's own credentials.
+#[derive(Debug, Clone, Copy)]
+pub struct AssumeRoleRequest<'a> {
+    pub route: Route<'a>,
+    /// The pod's own credentials: they sign the call, so STS checks the pod's identity.
+    pub credentials: &'a AwsCredentials,
+    pub role_arn: &'a str,
+    pub session_name: &'a str,
+    pub external_id: Option<&'a str>,
+    pub duration_seconds: Option<u32>,
+    /// `namespace/name` of the pod, for the audit line.
+    pub pod: &'a str,
+}
+
 impl AwsReader {
+    /// Assumes the request's role with the pod's credentials (`sts:AssumeRole`).
+    pub async fn assume_role(&self, request: AssumeRoleRequest<'_>) -> Result<WebIdentityGrant, errors::Failure> {
+        let parts = self.parts(Service::Sts, request.route.region, request.route.spc.get(Service::Sts));
+        let client = build_client!(sts, parts, request.credentials);
+        let call = client
+            .assume_role()
+            .role_arn(request.role_arn)
+            .role_session_name(request.session_name)
+            .set_external_id(request.external_id.map(str::to_string))
+            .set_duration_seconds(request.duration_seconds.and_then(|s| i32::try_from(s).ok()));
+        let audit = self.sts_audit(request.route.region, request.pod);
+        let output = match send_audited!(call, audit) {
+            Ok(output) => output,
+            Err(e) => return Err(self.sts_failure(&e, request.route).await),
+        };
+        let creds = output.credentials.ok_or_else(|| bad("the response carries no credentials"))?;
+        let assumed = output.assumed_role_user.map(|u| u.arn).unwrap_or_else(|| request.role_arn.to_string());
+        let expires = SystemTime::try_from(creds.expiration).ok();
+        let credentials =
+            AwsCredentials::fixed(&creds.access_key_id, &creds.secret_access_key, Some(&creds.session_token), &assumed);
+        Ok(WebIdentityGrant { credentials, assumed_role_arn: assumed, expires })
+    }
+
+    /// A failed STS call, classified, naming the endpoint when it could not be reached.
+    async fn sts_failure<E>(&self, e: &SdkError<E, HttpResponse>, route: Route<'_>) -> errors::Failure
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut failure = errors::classify(e);
+        if super::clients::concerns_the_network(failure.code) {
+            failure.reason.push_str(&self.endpoint_note(Service::Sts, route).await);
+        }
+        failure
+    }
+
     /// Exchanges the request's token for credentials of its role.
     pub async fn assume_role_with_web_identity(
         &self,
@@ -45,13 +99,7 @@ impl AwsReader {
         let audit = self.sts_audit(request.route.region, request.pod);
         let output = match send_audited!(call, audit) {
             Ok(output) => output,
-            Err(e) => {
-                let mut failure = errors::classify(&e);
-                if super::clients::concerns_the_network(failure.code) {
-                    failure.reason.push_str(&self.endpoint_note(Service::Sts, request.route).await);
-                }
-                return Err(failure);
-            }
+            Err(e) => return Err(self.sts_failure(&e, request.route).await),
         };
         let creds = output.credentials.ok_or_else(|| bad("the response carries no credentials"))?;
         let assumed = output.assumed_role_user.map(|u| u.arn).unwrap_or_else(|| request.role_arn.to_string());

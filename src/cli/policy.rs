@@ -1,6 +1,7 @@
 //! The serve-only endpoint policy and audit flags (the network flags it shares with `doctor`
 //! are `net::NetworkArgs`).
 
+use crate::identity::RolePattern;
 use crate::net::HostPattern;
 use clap::{ArgAction, Args};
 
@@ -17,6 +18,16 @@ pub(crate) struct EndpointPolicyArgs {
         value_delimiter = ','
     )]
     pub(crate) allowed_endpoint_hosts: Vec<HostPattern>,
+    /// A role ARN (`*` matches any run of characters) a SecretProviderClass's `assumeRoleArn`
+    /// may name; the role is assumed with the pod's own credentials (role chaining). None by
+    /// default, so `assumeRoleArn` is refused until an admin allows it. Repeatable.
+    #[arg(
+        long = "allowed-assume-role",
+        env = "CSI_PROVIDER_AWS_ALLOWED_ASSUME_ROLE",
+        value_name = "PATTERN",
+        value_delimiter = ','
+    )]
+    pub(crate) allowed_assume_roles: Vec<RolePattern>,
     /// One info line (target `audit`) per AWS request: service, operation, region, endpoint,
     /// the pods and object names it served, the AWS request id. Never a value.
     #[arg(long, env = "CSI_PROVIDER_AWS_AUDIT_LOG", num_args = 0..=1, require_equals = true,
@@ -47,10 +58,14 @@ mod tests {
             "--resolve",
             "vpce-1.example=10.0.0.7,10.0.0.8",
             "--audit-log",
+            "--allowed-assume-role=arn:aws:iam::111122223333:role/secrets-*",
+            "--allowed-assume-role",
+            "arn:aws:iam::*:role/csi-reader",
         ]) else {
             panic!("parses as serve")
         };
         assert_eq!(s.endpoint_policy.allowed_endpoint_hosts.len(), 3);
+        assert_eq!(s.endpoint_policy.allowed_assume_roles.len(), 2);
         assert!(s.endpoint_policy.audit_log);
         assert!(s.network.require_private_endpoints && s.network.use_fips_endpoint);
         assert!(!s.network.use_dualstack_endpoint);
@@ -75,6 +90,7 @@ mod tests {
         assert!(d.network.require_private_endpoints);
         for bad in [
             vec!["--allowed-endpoint-host", "vpce-*.amazonaws.com"],
+            vec!["--allowed-assume-role", "role/reader"],
             vec!["--resolve", "a.example=not-an-ip"],
             vec!["--ca-bundle", "/nonexistent/ca.pem"],
             vec!["doctor", "--endpoint", "kms=https://x"],

@@ -23,10 +23,34 @@ pub enum IdentityError {
     Kubernetes { namespace: String, name: String, source: K8sError },
     #[error("STS AssumeRoleWithWebIdentity for role {role} ({region}) failed: {reason}")]
     Sts { role: String, region: String, code: ErrorCode, reason: String },
+    #[error(
+        "STS AssumeRole of assumeRoleArn {role} by {identity} ({region}) failed{}: {reason}{}",
+        aws_code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default(),
+        assume_hint(*.code)
+    )]
+    AssumeRole {
+        role: String,
+        /// The pod's own proven identity, which signed the call.
+        identity: String,
+        region: String,
+        code: ErrorCode,
+        aws_code: Option<String>,
+        reason: String,
+    },
     #[error("the EKS Pod Identity agent at {url} refused the pod's token: {reason}")]
     AgentRefused { url: String, reason: String },
     #[error("the EKS Pod Identity agent could not be reached ({tried}): {reason}")]
     AgentUnreachable { tried: String, reason: String },
+}
+
+/// What to fix when STS refused a chained role.
+fn assume_hint(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::AccessDenied | ErrorCode::IdentityFailed => {
+            ". The pod's identity needs sts:AssumeRole on the role, and the role's trust policy must trust that identity (with sts:ExternalId matching assumeRoleExternalId when one is set)"
+        }
+        _ => "",
+    }
 }
 
 impl IdentityError {
@@ -41,6 +65,12 @@ impl IdentityError {
                 *code
             }
             IdentityError::Sts { .. } => ErrorCode::IdentityFailed,
+            IdentityError::AssumeRole { code, .. }
+                if code.is_transient() || *code == ErrorCode::PublicEndpointRefused =>
+            {
+                *code
+            }
+            IdentityError::AssumeRole { .. } => ErrorCode::IdentityFailed,
             IdentityError::AgentUnreachable { .. } => ErrorCode::EndpointUnreachable,
         }
     }

@@ -2,12 +2,14 @@
 //! `AssumeRoleWithWebIdentity` with the pod's token) or EKS Pod Identity (the agent, with the
 //! pod's token). Credentials obtained for one pod are returned to that mount only.
 
+mod assume;
 mod cache;
 mod error;
 mod irsa;
 mod pod_identity;
 mod tokens;
 
+pub(crate) use assume::{RoleAllowlist, RoleAssumer, RolePattern, RoleRefused};
 pub(crate) use error::IdentityError;
 pub(crate) use pod_identity::AgentClient;
 #[doc(hidden)]

@@ -9,7 +9,7 @@ use super::error::{ParamError, quoted};
 use super::limits::{self, is_valid_region};
 use super::memo::ObjectsMemo;
 use super::objects::{self, Context};
-use super::{AddressType, EndpointParams, MountParams, PodInfo, ServiceAccountToken};
+use super::{AddressType, AssumeRole, EndpointParams, MountParams, PodInfo, ServiceAccountToken};
 use crate::secret::SecretString;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -23,6 +23,9 @@ const PATH_TRANSLATION: &str = "pathTranslation";
 const USE_POD_IDENTITY: &str = "usePodIdentity";
 const PREFERRED_ADDRESS_TYPE: &str = "preferredAddressType";
 const SPC: &str = "secretProviderClass";
+const ASSUME_ROLE_ARN: &str = "assumeRoleArn";
+const ASSUME_ROLE_EXTERNAL_ID: &str = "assumeRoleExternalId";
+const ASSUME_ROLE_DURATION: &str = "assumeRoleDurationSeconds";
 const POD_NAME: &str = "csi.storage.k8s.io/pod.name";
 const POD_NAMESPACE: &str = "csi.storage.k8s.io/pod.namespace";
 const POD_UID: &str = "csi.storage.k8s.io/pod.uid";
@@ -69,6 +72,7 @@ fn parse_request(
     let spc_name = attrs.owned(SPC);
     check_names(&attrs)?;
     let endpoints = attrs.endpoints()?;
+    let assume_role = parse_assume_role(&attrs)?;
     let ctx = Context {
         translation,
         default_mode,
@@ -88,6 +92,7 @@ fn parse_request(
         preferred_address_type,
         tokens,
         default_mode,
+        assume_role,
     })
 }
 
@@ -349,6 +354,66 @@ fn parse_translation(text: Option<&str>) -> Result<Option<char>, ParamError> {
         _ => Err(ParamError::parameter(
             PATH_TRANSLATION,
             format!("{} must be False or a single character", quoted(text)),
+        )),
+    }
+}
+
+/// `assumeRoleArn`, `assumeRoleExternalId` and `assumeRoleDurationSeconds`; the last two only
+/// with the first.
+fn parse_assume_role(attrs: &Attributes) -> Result<Option<AssumeRole>, ParamError> {
+    let (arn, external_id, duration) =
+        (attrs.get(ASSUME_ROLE_ARN), attrs.get(ASSUME_ROLE_EXTERNAL_ID), attrs.get(ASSUME_ROLE_DURATION));
+    let Some(arn) = arn else {
+        return match [(ASSUME_ROLE_EXTERNAL_ID, external_id), (ASSUME_ROLE_DURATION, duration)]
+            .into_iter()
+            .find(|(_, value)| value.is_some())
+        {
+            Some((key, _)) => Err(ParamError::parameter(key, format!("is set, but {ASSUME_ROLE_ARN} is not"))),
+            None => Ok(None),
+        };
+    };
+    if let Some(problem) = limits::role_arn_problem(arn) {
+        return Err(ParamError::parameter(ASSUME_ROLE_ARN, format!("{} {problem}", quoted(arn))));
+    }
+    let external_id = external_id.map(check_external_id).transpose()?;
+    let duration_seconds = duration.map(parse_duration_seconds).transpose()?;
+    Ok(Some(AssumeRole { role_arn: arn.to_string(), external_id, duration_seconds }))
+}
+
+/// AWS's rule for `ExternalId`: 2–1224 characters of `[\w+=,.@:/-]`. The value is not quoted in
+/// the error.
+fn check_external_id(text: &str) -> Result<String, ParamError> {
+    let len = text.chars().count();
+    if !(limits::MIN_EXTERNAL_ID..=limits::MAX_EXTERNAL_ID).contains(&len) {
+        let detail = format!(
+            "has a length AWS does not take ({len} characters; AWS takes {}–{})",
+            limits::MIN_EXTERNAL_ID,
+            limits::MAX_EXTERNAL_ID
+        );
+        return Err(ParamError::parameter(ASSUME_ROLE_EXTERNAL_ID, detail));
+    }
+    if let Some(position) = text.chars().position(|c| !limits::sts_id_char(c) && c != ':' && c != '/') {
+        let detail = format!(
+            "has a character AWS does not allow at position {} (letters, digits and _+=,.@:/- only)",
+            position + 1
+        );
+        return Err(ParamError::parameter(ASSUME_ROLE_EXTERNAL_ID, detail));
+    }
+    Ok(text.to_string())
+}
+
+/// Seconds from 900 to 3600: AWS caps a chained role session at one hour.
+fn parse_duration_seconds(text: &str) -> Result<u32, ParamError> {
+    match text.parse::<u32>() {
+        Ok(seconds) if (limits::MIN_ASSUME_SECONDS..=limits::MAX_ASSUME_SECONDS).contains(&seconds) => Ok(seconds),
+        _ => Err(ParamError::parameter(
+            ASSUME_ROLE_DURATION,
+            format!(
+                "{} is not a number of seconds from {} to {} (AWS caps a chained role session at one hour)",
+                quoted(text),
+                limits::MIN_ASSUME_SECONDS,
+                limits::MAX_ASSUME_SECONDS
+            ),
         )),
     }
 }

@@ -43,6 +43,48 @@ pub const MAX_FILTER_VALUE: usize = 512;
 /// The filter keys `BatchGetSecretValue` takes.
 pub const FILTER_KEYS: [&str; 7] =
     ["name", "tag-key", "tag-value", "description", "primary-region", "owning-service", "all"];
+/// The shortest and longest `assumeRoleExternalId` (AWS: 2–1224).
+pub const MIN_EXTERNAL_ID: usize = 2;
+pub const MAX_EXTERNAL_ID: usize = 1224;
+/// The shortest `assumeRoleDurationSeconds` (AWS: 900) and the longest a chained role session
+/// may last (AWS: one hour).
+pub const MIN_ASSUME_SECONDS: u32 = 900;
+pub const MAX_ASSUME_SECONDS: u32 = 3600;
+/// The longest IAM role ARN (AWS: 2048) and role name (AWS: 64).
+const MAX_ROLE_ARN: usize = 2048;
+const MAX_ROLE_NAME: usize = 64;
+
+/// STS's identifier alphabet (`[\w+=,.@-]`), as in session names.
+pub fn sts_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)
+}
+
+/// What is wrong with an IAM role ARN (`arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`), if
+/// anything; completes a sentence about it.
+pub fn role_arn_problem(arn: &str) -> Option<String> {
+    const SHAPE: &str = "is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)";
+    if arn.len() > MAX_ROLE_ARN {
+        return Some(format!("is {} bytes long; AWS allows at most {MAX_ROLE_ARN}", arn.len()));
+    }
+    let fields: Vec<&str> = arn.splitn(6, ':').collect();
+    let [prefix, partition, service, region, account, resource] = fields.as_slice() else {
+        return Some(SHAPE.to_string());
+    };
+    let partition_ok = !partition.is_empty() && partition.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+    let account_ok = account.len() == 12 && account.chars().all(|c| c.is_ascii_digit());
+    if *prefix != "arn" || !partition_ok || *service != "iam" || !region.is_empty() || !account_ok {
+        return Some(SHAPE.to_string());
+    }
+    let Some(path_and_name) = resource.strip_prefix("role/") else {
+        return Some(SHAPE.to_string());
+    };
+    let name = path_and_name.rsplit('/').next().unwrap_or_default();
+    if name.is_empty() || name.len() > MAX_ROLE_NAME {
+        return Some(format!("has a role name of {} characters (AWS: 1–{MAX_ROLE_NAME})", name.len()));
+    }
+    let bad = path_and_name.chars().find(|c| !sts_id_char(*c) && *c != '/')?;
+    Some(format!("contains {bad:?}, which no IAM role name or path can hold"))
+}
 
 /// Whether `text` holds a control character (newlines, escapes, …): such text could forge log
 /// lines or terminal output, and no AWS or Kubernetes name can hold one.

@@ -187,6 +187,31 @@ pub struct EndpointParams {
     pub failover_sts: Option<String>,
 }
 
+/// `assumeRoleArn` and its companions: the role to read with, assumed from the pod's own
+/// credentials through `sts:AssumeRole` (role chaining). Admitted only when an admin's
+/// `--allowed-assume-role` pattern matches [`AssumeRole::role_arn`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    /// `assumeRoleArn`: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`, validated.
+    pub role_arn: String,
+    /// `assumeRoleExternalId`, validated (2–1224 characters of `[\w+=,.@:/-]`).
+    pub external_id: Option<String>,
+    /// `assumeRoleDurationSeconds`: 900–3600 (role chaining caps sessions at one hour).
+    pub duration_seconds: Option<u32>,
+}
+
+/// The external id is not a credential, but a confused-deputy guard the role's owner may treat
+/// as one: `Debug` says only whether there is one.
+impl std::fmt::Debug for AssumeRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssumeRole")
+            .field("role_arn", &self.role_arn)
+            .field("external_id", &self.external_id.as_ref().map(|_| "<set>"))
+            .field("duration_seconds", &self.duration_seconds)
+            .finish()
+    }
+}
+
 /// Everything one `Mount` asks for, parsed and validated.
 #[derive(Debug, Clone)]
 pub struct MountParams {
@@ -206,6 +231,8 @@ pub struct MountParams {
     pub tokens: BTreeMap<String, ServiceAccountToken>,
     /// The request's default mode (`permission`).
     pub default_mode: u32,
+    /// `assumeRoleArn` (with its external id and duration), when set.
+    pub assume_role: Option<AssumeRole>,
 }
 
 impl MountParams {

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod assume_role;
 mod doctor;
 mod error_text;
 mod faults;
@@ -20,4 +21,5 @@ mod mount;
 mod mount_client;
 mod networking;
 mod resync;
+mod rotation_events;
 mod server;

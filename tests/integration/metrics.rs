@@ -8,7 +8,7 @@ use std::time::Duration;
 const REGION: &str = "us-west-2";
 
 /// The admin address the provider logged (`--metrics-addr 127.0.0.1:0`).
-fn admin_addr(provider: &Provider) -> String {
+pub(crate) fn admin_addr(provider: &Provider) -> String {
     for _ in 0..200 {
         let logs = provider.logs();
         if let Some(line) = logs.lines().find(|l| l.contains("admin server listening")) {
@@ -21,7 +21,7 @@ fn admin_addr(provider: &Provider) -> String {
 }
 
 /// GET `path`: (status, body).
-fn get(addr: &str, path: &str) -> (u16, String) {
+pub(crate) fn get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the admin server");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
@@ -43,7 +43,7 @@ fn value(metrics: &str, series: &str) -> f64 {
 }
 
 /// The value of the series, which must be exported (unlike [`value`], absent is a failure).
-fn exported(metrics: &str, series: &str) -> f64 {
+pub(crate) fn exported(metrics: &str, series: &str) -> f64 {
     let line = metrics.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '));
     let line = line.unwrap_or_else(|| panic!("{series} is not exported:\n{metrics}"));
     line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)

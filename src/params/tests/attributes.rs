@@ -415,3 +415,56 @@ fn tokens_and_endpoints_are_bounded() {
     assert!(error(&[("ssmEndpoint", &url)]).starts_with("ssmEndpoint is "));
     assert!(error(&[("stsEndpoint", "https://x\n.example.com")]).starts_with("stsEndpoint contains a control"));
 }
+
+#[test]
+fn assume_role_parameters_are_read_and_validated() {
+    let role = "arn:aws:iam::210987654321:role/team/reader";
+    assert_eq!(parse(&[]).assume_role, None);
+    let params =
+        parse(&[(ASSUME_ROLE_ARN, role), (ASSUME_ROLE_EXTERNAL_ID, "tenant-7:a/b"), (ASSUME_ROLE_DURATION, "900")]);
+    let assumed = params.assume_role.expect("assumeRoleArn");
+    assert_eq!(assumed.role_arn, role);
+    assert_eq!(assumed.external_id.as_deref(), Some("tenant-7:a/b"));
+    assert_eq!(assumed.duration_seconds, Some(900));
+    assert!(!format!("{assumed:?}").contains("tenant-7"), "the external id stays out of Debug");
+    let bare = parse(&[(ASSUME_ROLE_ARN, "arn:aws-us-gov:iam::210987654321:role/r")]).assume_role.expect("arn");
+    assert_eq!((bare.external_id, bare.duration_seconds), (None, None));
+
+    for bad_arn in [
+        "reader",
+        "arn:aws:iam::21098765432:role/r",
+        "arn:aws:iam:us-east-1:210987654321:role/r",
+        "arn:aws:sts::210987654321:assumed-role/r/s",
+        "arn:aws:iam::210987654321:user/r",
+        "arn:aws:iam::210987654321:role/",
+        "arn:aws:iam::210987654321:role/r*",
+    ] {
+        let message = error(&[(ASSUME_ROLE_ARN, bad_arn)]);
+        assert!(message.starts_with("assumeRoleArn "), "{bad_arn}: {message}");
+    }
+    let long_name = format!("arn:aws:iam::210987654321:role/{}", "r".repeat(65));
+    assert!(error(&[(ASSUME_ROLE_ARN, &long_name)]).contains("1–64"));
+    let huge = format!("arn:aws:iam::210987654321:role/{}/r", "p".repeat(2048));
+    assert!(error(&[(ASSUME_ROLE_ARN, &huge)]).contains("at most 2048"));
+
+    let secret_like = "x".repeat(1225);
+    for (external_id, expect) in
+        [("x", "(1 characters; AWS takes 2–1224)"), (&secret_like[..], "1225"), ("ab cd", "position 3")]
+    {
+        let message = error(&[(ASSUME_ROLE_ARN, role), (ASSUME_ROLE_EXTERNAL_ID, external_id)]);
+        assert!(message.starts_with("assumeRoleExternalId ") && message.contains(expect), "{message}");
+        assert!(!message.contains("ab cd"), "the external id is never quoted: {message}");
+    }
+    for duration in ["899", "3601", "1h", "-900", "43200"] {
+        let message = error(&[(ASSUME_ROLE_ARN, role), (ASSUME_ROLE_DURATION, duration)]);
+        assert!(message.starts_with("assumeRoleDurationSeconds ") && message.contains("900 to 3600"), "{message}");
+    }
+    assert_eq!(
+        parse(&[(ASSUME_ROLE_ARN, role), (ASSUME_ROLE_DURATION, "3600")]).assume_role.unwrap().duration_seconds,
+        Some(3600)
+    );
+    for companion in [(ASSUME_ROLE_EXTERNAL_ID, "tenant-7"), (ASSUME_ROLE_DURATION, "900")] {
+        let message = error(&[companion]);
+        assert!(message.ends_with("is set, but assumeRoleArn is not"), "{message}");
+    }
+}

@@ -1,6 +1,7 @@
 //! A Kubernetes API stand-in: serves the ServiceAccounts, Nodes and CSIDrivers a test defines,
-//! answers 403 for paths a test forbids and 404 with a Kubernetes `Status` for anything else, and
-//! counts requests per path.
+//! records the Events created (`POST /api/v1/namespaces/NS/events`, answered after an optional
+//! delay), answers 403 for paths a test forbids and 404 with a Kubernetes `Status` for anything
+//! else, and counts requests per path.
 //!
 //! ```ignore
 //! let kube = KubeApi::start();
@@ -14,6 +15,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::{Method, Request, StatusCode};
@@ -47,6 +49,10 @@ struct State {
     csi_drivers: HashMap<String, Value>,
     /// Paths answered 403.
     forbidden: Vec<String>,
+    /// The Events created, as sent.
+    events: Vec<Value>,
+    /// How long an Event creation waits before it is answered.
+    event_delay: Duration,
     requests: Vec<KubeRequest>,
 }
 
@@ -65,7 +71,13 @@ impl KubeApi {
         let shared = state.clone();
         let server = stand_in::serve(move |req| {
             let state = shared.clone();
-            async move { answer(&state, req) }
+            async move {
+                let delay = state.lock().unwrap_or_else(|e| e.into_inner()).event_delay;
+                if req.method() == Method::POST && !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                answer(&state, req)
+            }
         });
         let dir = tempfile::Builder::new().prefix("kube-").tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
@@ -114,6 +126,33 @@ impl KubeApi {
         let spec = json!({"attachRequired": false, "podInfoOnMount": true, "tokenRequests": requests,
                           "requiresRepublish": requires_republish, "volumeLifecycleModes": ["Ephemeral"]});
         self.lock().csi_drivers.insert(name.into(), spec);
+    }
+
+    /// The Events created so far, as the provider sent them.
+    pub fn events(&self) -> Vec<Value> {
+        self.lock().events.clone()
+    }
+
+    /// Waits (up to 10 s) until `count` Events were created, and returns them all.
+    pub fn wait_events(&self, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let events = self.events();
+            if events.len() >= count || Instant::now() >= deadline {
+                return events;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Answers every Event creation only after `delay` (a slow API server).
+    pub fn delay_events(&self, delay: Duration) {
+        self.lock().event_delay = delay;
+    }
+
+    /// The events path of `namespace`.
+    pub fn events_path(namespace: &str) -> String {
+        format!("/api/v1/namespaces/{namespace}/events")
     }
 
     /// Answers 403 Forbidden for `path` from now on (as RBAC would).
@@ -186,6 +225,18 @@ fn answer(state: &Mutex<State>, req: Request<Bytes>) -> Reply {
         return status(StatusCode::FORBIDDEN, "Forbidden", "forbidden by the test's RBAC");
     }
 
+    let segments: Vec<&str> = record.path.trim_matches('/').split('/').collect();
+    if req.method() == Method::POST
+        && let ["api", "v1", "namespaces", _, "events"] = segments.as_slice()
+    {
+        return match serde_json::from_slice::<Value>(req.body()) {
+            Ok(event) => {
+                state.events.push(event.clone());
+                stand_in::json(StatusCode::CREATED, &event)
+            }
+            Err(e) => status(StatusCode::BAD_REQUEST, "BadRequest", &format!("not JSON: {e}")),
+        };
+    }
     if req.method() != Method::GET {
         return status(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -195,7 +246,6 @@ fn answer(state: &Mutex<State>, req: Request<Bytes>) -> Reply {
     }
     // PartialObjectMetadata (kube's `get_metadata`) asks for it in Accept.
     let partial = record.accept.as_deref().is_some_and(|a| a.contains("as=PartialObjectMetadata"));
-    let segments: Vec<&str> = record.path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
         ["api", "v1", "namespaces", ns, "serviceaccounts", name] => {
             match state.service_accounts.get(&(ns.to_string(), name.to_string())) {

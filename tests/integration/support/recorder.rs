@@ -61,6 +61,8 @@ pub struct Call {
     /// STS form fields.
     pub role_arn: Option<String>,
     pub role_session_name: Option<String>,
+    /// `AssumeRole`'s `DurationSeconds`.
+    pub duration_seconds: Option<String>,
     /// For STS exchanges: the `AccessKeyId` the answer carried.
     pub issued_key: Option<String>,
     /// The status the provider saw.
@@ -69,6 +71,8 @@ pub struct Call {
     pub injected: bool,
     /// The `WebIdentityToken` form field; kept in memory only, never printed.
     web_identity_token: Option<String>,
+    /// `AssumeRole`'s `ExternalId`; never printed.
+    external_id: Option<String>,
 }
 
 impl Call {
@@ -102,6 +106,16 @@ impl Call {
         self.web_identity_token.is_some()
     }
 
+    /// Whether the call carried exactly this `ExternalId`.
+    pub fn external_id_is(&self, id: Option<&str>) -> bool {
+        self.external_id.as_deref() == id
+    }
+
+    /// An STS `AssumeRole` (role chaining).
+    pub fn is_assume_role(&self) -> bool {
+        self.is("AssumeRole")
+    }
+
     /// An STS web-identity exchange.
     pub fn is_web_identity(&self) -> bool {
         self.is("AssumeRoleWithWebIdentity")
@@ -120,6 +134,8 @@ impl fmt::Debug for Call {
             .field("object_ids", &self.object_ids)
             .field("role_arn", &self.role_arn)
             .field("role_session_name", &self.role_session_name)
+            .field("duration_seconds", &self.duration_seconds)
+            .field("external_id", &self.external_id.as_ref().map(|_| "<redacted>"))
             .field("issued_key", &self.issued_key)
             .field("web_identity_token", &self.web_identity_token.as_ref().map(|_| "<redacted>"))
             .field("status", &self.status)
@@ -409,10 +425,12 @@ fn describe(req: &Request<Bytes>, listener_region: Option<String>) -> Call {
         object_ids,
         role_arn: field("RoleArn"),
         role_session_name: field("RoleSessionName"),
+        duration_seconds: field("DurationSeconds"),
         issued_key: None,
         status: 0,
         injected: false,
         web_identity_token: field("WebIdentityToken"),
+        external_id: field("ExternalId"),
     }
 }
 
