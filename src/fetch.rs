@@ -1,11 +1,20 @@
 //! Fetching a mount's objects at the least AWS cost: cached values first (per proven identity),
-//! then identical reads already in flight (coalesced), then one batched read of the rest. Each read
-//! knows the pods it serves (a follower adds itself), for the audit log.
+//! then identical reads already in flight (coalesced), then one batched read of the rest, admitted
+//! by the node's AWS budget ([`crate::budget`]: first mounts ahead of re-syncs, adaptive backoff).
+//! A refresh that AWS or the budget throttled is answered from the cache past its TTL, within
+//! `--stale-if-throttled`, never beyond. Each read knows the pods it serves (a follower adds
+//! itself), for the audit log.
+//!
+//! The fetcher reads through a [`Reader`]: [`AwsReader`] in service, a simulated AWS in the fleet
+//! simulator (`crate::fleet`), so the same cache, coalescing, budget and stale rules run in both.
 
 use crate::aws::{AwsCredentials, AwsReader};
+use crate::budget::{Budget, Decision, PlannedCall, Priority};
 use crate::cache::{CacheKey, ValueCache};
-use crate::read::{Answers, ReadItem, ReadResult, ReadScope, Requesters};
+use crate::codes::ErrorCode;
+use crate::read::{Answers, FetchError, ReadItem, ReadResult, ReadScope, Requesters};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::watch;
@@ -13,15 +22,42 @@ use tokio::sync::watch;
 /// The context of a mount's reads, with the credentials this fetcher reads with.
 pub type Scope<'a> = ReadScope<'a, AwsCredentials>;
 
+/// What the fetcher reads through: plans the calls a read makes, then makes them.
+pub trait Reader: Send + Sync + std::fmt::Debug {
+    /// The credentials a read carries.
+    type Credentials: Send + Sync;
+    /// The calls reading `items` as `identity` makes now.
+    fn plan(&self, identity: &str, items: &[ReadItem]) -> Vec<PlannedCall>;
+    /// An answer for every item.
+    fn read(
+        &self,
+        scope: &ReadScope<'_, Self::Credentials>,
+        items: &[ReadItem],
+    ) -> impl Future<Output = Answers> + Send;
+}
+
+impl Reader for AwsReader {
+    type Credentials = AwsCredentials;
+
+    fn plan(&self, identity: &str, items: &[ReadItem]) -> Vec<PlannedCall> {
+        AwsReader::plan(self, identity, items)
+    }
+
+    fn read(&self, scope: &Scope<'_>, items: &[ReadItem]) -> impl Future<Output = Answers> + Send {
+        AwsReader::read(self, scope, items)
+    }
+}
+
 type Shared = Option<ReadResult>;
 /// Reads in flight: the result to wait for, and the pods waiting.
 type Inflight = Arc<Mutex<HashMap<CacheKey, (watch::Receiver<Shared>, Requesters)>>>;
 
 /// Reads through the cache.
 #[derive(Debug)]
-pub struct Fetcher {
-    aws: AwsReader,
+pub struct Fetcher<R = AwsReader> {
+    aws: R,
     cache: ValueCache,
+    budget: Budget,
     inflight: Inflight,
 }
 
@@ -32,17 +68,28 @@ enum Source {
     Lead(watch::Sender<Shared>),
 }
 
-impl Fetcher {
-    pub fn new(aws: AwsReader, cache: ValueCache) -> Self {
-        Fetcher { aws, cache, inflight: Arc::default() }
+impl<R: Reader> Fetcher<R> {
+    pub fn new(aws: R, cache: ValueCache, budget: Budget) -> Self {
+        Fetcher { aws, cache, budget, inflight: Arc::default() }
     }
 
-    pub fn aws(&self) -> &AwsReader {
+    pub fn aws(&self) -> &R {
         &self.aws
     }
 
-    /// An answer for every item, read in the scope's context (along its route, for its pod).
-    pub async fn fetch(&self, scope: &Scope<'_>, items: Vec<ReadItem>) -> Answers {
+    /// The budget's counters (metrics).
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// An answer for every item, read in the scope's context (along its route, for its pod),
+    /// as a first mount or a re-sync (`priority`).
+    pub async fn fetch(
+        &self,
+        scope: &ReadScope<'_, R::Credentials>,
+        items: Vec<ReadItem>,
+        priority: Priority,
+    ) -> Answers {
         let (identity, region): (Arc<str>, Arc<str>) = (scope.identity.into(), scope.route.region.into());
         let keys: Vec<CacheKey> = items
             .into_iter()
@@ -52,23 +99,35 @@ impl Fetcher {
         let _guard = InflightGuard { map: self.inflight.clone(), keys: leading_keys(&sources) };
         let lead_items: Vec<ReadItem> = leading_keys(&sources).into_iter().map(|k| k.item).collect();
         let started = self.cache.now();
-        let read = if lead_items.is_empty() { Answers::default() } else { self.aws.read(scope, &lead_items).await };
+        let read = if lead_items.is_empty() {
+            Answers::default()
+        } else {
+            self.read_admitted(scope, &lead_items, priority).await
+        };
         let mut answers = Answers::default();
+        let mut stale = 0usize;
         for (key, source) in sources {
             let item = key.item.clone();
             let result = match source {
                 Source::Ready(r) => r,
-                Source::Lead(tx) => self.publish(tx, key, &read, started),
+                Source::Lead(tx) => self.publish(tx, key, &read, started, &mut stale),
                 Source::Follow(rx) => self.follow(rx, scope, &key.item).await,
             };
             answers.insert(item, result);
+        }
+        if stale > 0 {
+            tracing::warn!(
+                objects = stale,
+                pod = scope.pod,
+                "AWS throttled the refresh; serving cached values past their TTL (--stale-if-throttled)"
+            );
         }
         answers
     }
 
     /// A cached value, an in-flight read to follow (joining its requesters), or the lead on a
     /// new read (served to `requesters`).
-    fn source(&self, key: &CacheKey, scope: &Scope<'_>) -> Source {
+    fn source(&self, key: &CacheKey, scope: &ReadScope<'_, R::Credentials>) -> Source {
         let pod = scope.pod;
         if let Some(hit) = self.cache.get(key) {
             return Source::Ready(Ok(hit));
@@ -85,18 +144,70 @@ impl Fetcher {
         Source::Lead(tx)
     }
 
-    /// Caches and shares the lead read's answer for `key`.
-    fn publish(&self, tx: watch::Sender<Shared>, key: CacheKey, read: &Answers, started: Instant) -> ReadResult {
-        let result = read.get(&key.item, &key.region);
-        if let Ok(fetched) = &result {
-            self.cache.put(key, fetched.clone(), started);
+    /// Reads `items` once the budget admits them: now, after a bounded wait (a first mount), or
+    /// not at all (a re-sync the budget or a backoff defers: every item is answered `Throttled`).
+    /// Throttling seen in the answers backs off the scope and API.
+    async fn read_admitted(
+        &self,
+        scope: &ReadScope<'_, R::Credentials>,
+        items: &[ReadItem],
+        priority: Priority,
+    ) -> Answers {
+        let plan = self.aws.plan(scope.identity, items);
+        let budget_scope = crate::budget::scope_of(scope.identity, scope.route.region);
+        match self.budget.admit(&budget_scope, &plan, priority) {
+            Decision::Go => {}
+            Decision::Wait(wait) => tokio::time::sleep(wait).await,
+            Decision::Defer(api) => return deferred(items, scope.route.region, api),
+        }
+        let answers = self.aws.read(scope, items).await;
+        for call in &plan {
+            let throttled = call
+                .items
+                .iter()
+                .any(|i| matches!(answers.get(i, scope.route.region), Err(e) if e.code == ErrorCode::Throttled));
+            if throttled {
+                self.budget.throttled(&budget_scope, call.api);
+            } else {
+                self.budget.succeeded(&budget_scope, call.api);
+            }
+        }
+        answers
+    }
+
+    /// Caches and shares the lead read's answer for `key`; a throttled refresh is answered from
+    /// the cache within the stale window (counted in `stale`).
+    fn publish(
+        &self,
+        tx: watch::Sender<Shared>,
+        key: CacheKey,
+        read: &Answers,
+        started: Instant,
+        stale: &mut usize,
+    ) -> ReadResult {
+        let mut result = read.get(&key.item, &key.region);
+        match &result {
+            Ok(fetched) => self.cache.put(key, fetched.clone(), started),
+            Err(e) if e.code == ErrorCode::Throttled => {
+                if let Some(old) = self.cache.get_stale(&key) {
+                    *stale += 1;
+                    self.budget.stats.stale_served.inc();
+                    result = Ok(old);
+                }
+            }
+            Err(_) => {}
         }
         let _ = tx.send(Some(result.clone()));
         result
     }
 
     /// Waits for the leader; reads alone if the leader went away (its mount was cancelled).
-    async fn follow(&self, mut rx: watch::Receiver<Shared>, scope: &Scope<'_>, item: &ReadItem) -> ReadResult {
+    async fn follow(
+        &self,
+        mut rx: watch::Receiver<Shared>,
+        scope: &ReadScope<'_, R::Credentials>,
+        item: &ReadItem,
+    ) -> ReadResult {
         if let Ok(done) = rx.wait_for(Option::is_some).await
             && let Some(result) = done.clone()
         {
@@ -106,6 +217,18 @@ impl Fetcher {
         alone.requesters.add(&item.name, scope.pod);
         self.aws.read(&alone, std::slice::from_ref(item)).await.get(item, scope.route.region)
     }
+}
+
+/// Every item answered `Throttled`: the budget deferred this re-sync.
+fn deferred(items: &[ReadItem], region: &str, api: crate::budget::Api) -> Answers {
+    let reason = format!(
+        "not read now: this node's AWS budget for {} is spent or backing off after throttling (--aws-budget); the pod keeps its files and the driver asks again at its next poll",
+        api.as_str()
+    );
+    items
+        .iter()
+        .map(|i| (i.clone(), Err(FetchError::new(i, region, ErrorCode::Throttled, None, reason.clone()))))
+        .collect()
 }
 
 fn leading_keys(sources: &[(CacheKey, Source)]) -> Vec<CacheKey> {

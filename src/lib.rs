@@ -42,6 +42,7 @@ pub mod app;
 #[doc(hidden)] // entry points of the fuzz targets, not API
 pub mod authority;
 pub(crate) mod aws;
+pub(crate) mod budget;
 pub(crate) mod cache;
 pub mod cli;
 pub mod client;
@@ -52,8 +53,11 @@ pub(crate) mod connections;
 pub mod doctor;
 pub(crate) mod error_text;
 pub(crate) mod fetch;
+#[doc(hidden)] // the fleet simulator's entry point (scripts/bench.sh fleet), not API
+pub mod fleet;
 #[doc(hidden)] // the agent-answer parser the fuzz targets call, not API
 pub mod identity;
+mod jitter;
 #[doc(hidden)] // entry points of the fuzz targets, not API
 pub mod jmes;
 pub(crate) mod k8s;

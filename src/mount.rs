@@ -1,6 +1,7 @@
 //! One `Mount`, end to end: parameters → region → credentials → fetch (with failover) →
 //! render → write into the target path, or return the files in driver-writes mode.
 
+use crate::budget::Priority;
 use crate::codes::ErrorCode;
 use crate::fetch::{Fetcher, Scope};
 use crate::identity::{CredentialSource, IdentityError, Proven};
@@ -150,6 +151,7 @@ impl Mounter {
 
     /// Runs one mount. On any error nothing is written.
     pub async fn mount(&self, input: MountInput) -> Result<MountOutput, MountError> {
+        let priority = if self.kind(&input) == "resync" { Priority::Resync } else { Priority::First };
         let parsed = params::parse_mount_request_with(&self.memo, &input.attributes, &input.secrets, &input.permission);
         let params = match parsed {
             Ok(params) => {
@@ -173,7 +175,7 @@ impl Mounter {
         let proven = self.credentials(&params, &region, &endpoints).await?;
         let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
         let scope = Scope::new(&proven.credentials, &proven.identity, Route::new(&region, &endpoints.primary), &pod);
-        let fetched = self.fetch(&params, &scope, &endpoints).await?;
+        let fetched = self.fetch(&params, &scope, &endpoints, priority).await?;
         let rendered = render::render(&fetched)?;
         let delivery = self.deliver(target, &rendered.files).await?;
         let files = if delivery == Delivery::Returned { rendered.files } else { Vec::new() };
@@ -246,20 +248,21 @@ impl Mounter {
         params: &'p MountParams,
         scope: &Scope<'_>,
         endpoints: &SpcEndpoints,
+        priority: Priority,
     ) -> Result<Vec<(&'p ObjectSpec, Fetched)>, MountError> {
         let items: Vec<ReadItem> = params.objects.iter().map(primary_item).collect();
-        let answers = self.fetcher.fetch(scope, items).await;
+        let answers = self.fetcher.fetch(scope, items, priority).await;
         let region = scope.route.region;
         let mut results: Vec<(&ObjectSpec, ReadResult)> =
             params.objects.iter().map(|o| (o, answers.get(&primary_item(o), region))).collect();
         if let Some(failover_region) = &params.failover_region {
             let failover = scope.along(Route::new(failover_region, &endpoints.failover));
-            self.fail_over(&failover, &mut results).await;
+            self.fail_over(&failover, &mut results, priority).await;
         }
         collect(results)
     }
 
-    async fn fail_over(&self, failover: &Scope<'_>, results: &mut [(&ObjectSpec, ReadResult)]) {
+    async fn fail_over(&self, failover: &Scope<'_>, results: &mut [(&ObjectSpec, ReadResult)], priority: Priority) {
         let failover_region = failover.route.region;
         let retry: Vec<usize> =
             (0..results.len()).filter(|&i| matches!(&results[i].1, Err(e) if e.code.is_transient())).collect();
@@ -272,7 +275,7 @@ impl Mounter {
             "primary region failed transiently; reading from the failover region"
         );
         let items: Vec<ReadItem> = retry.iter().map(|&i| failover_item(results[i].0)).collect();
-        let second = self.fetcher.fetch(failover, items).await;
+        let second = self.fetcher.fetch(failover, items, priority).await;
         for i in retry {
             let (object, primary) = &mut results[i];
             let first = primary.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
@@ -483,7 +486,8 @@ mod tests {
         };
         let credentials = CredentialSource::Local(AwsCredentials::fixed("AKID", "secret", None, "test"));
         let k8s = Arc::new(K8s::new(5, 10, std::time::Duration::from_secs(30), crate::clock::system()));
-        Mounter::new(config, Fetcher::new(AwsReader::new(settings), cache), credentials, k8s)
+        let budget = crate::budget::Budget::new(Default::default(), crate::clock::system(), 1);
+        Mounter::new(config, Fetcher::new(AwsReader::new(settings), cache, budget), credentials, k8s)
     }
 
     fn input(target: &Path) -> MountInput {

@@ -12,6 +12,7 @@ pub(crate) mod errors;
 mod guard;
 mod http;
 mod parameter_store;
+mod plan;
 pub(crate) mod probe;
 mod reading;
 mod secrets_manager;
@@ -22,6 +23,7 @@ pub use clients::{AwsReader, AwsSettings};
 pub use counting::CallCounter;
 pub use credentials::AwsCredentials;
 pub use endpoints::{EndpointFlag, Endpoints};
+pub use plan::plan_calls;
 pub use sts::WebIdentityRequest;
 pub use user_agent::UserAgentTag;
 
