@@ -9,14 +9,14 @@
 //! simulator (`crate::fleet`), so the same cache, coalescing, budget and stale rules run in both.
 
 use crate::aws::{AwsCredentials, AwsReader};
-use crate::budget::{Budget, Decision, PlannedCall, Priority};
+use crate::budget::{Budget, PlannedCall, Priority, Turn};
 use crate::cache::{CacheKey, ValueCache};
 use crate::codes::ErrorCode;
-use crate::read::{Answers, FetchError, ReadItem, ReadResult, ReadScope, Requesters};
+use crate::read::{Answers, FetchError, ReadItem, ReadResult, ReadScope, Requesters, Route};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The context of a mount's reads, with the credentials this fetcher reads with.
@@ -55,9 +55,9 @@ type Inflight = Arc<Mutex<HashMap<CacheKey, (watch::Receiver<Shared>, Requesters
 /// Reads through the cache.
 #[derive(Debug)]
 pub struct Fetcher<R = AwsReader> {
-    aws: R,
-    cache: ValueCache,
-    budget: Budget,
+    aws: Arc<R>,
+    cache: Arc<ValueCache>,
+    budget: Arc<Budget>,
     inflight: Inflight,
 }
 
@@ -68,9 +68,12 @@ enum Source {
     Lead(watch::Sender<Shared>),
 }
 
-impl<R: Reader> Fetcher<R> {
+impl<R: Reader + 'static> Fetcher<R>
+where
+    R::Credentials: Clone + 'static,
+{
     pub fn new(aws: R, cache: ValueCache, budget: Budget) -> Self {
-        Fetcher { aws, cache, budget, inflight: Arc::default() }
+        Fetcher { aws: Arc::new(aws), cache: Arc::new(cache), budget: Arc::new(budget), inflight: Arc::default() }
     }
 
     pub fn aws(&self) -> &R {
@@ -155,13 +158,28 @@ impl<R: Reader> Fetcher<R> {
     ) -> Answers {
         let plan = self.aws.plan(scope.identity, items);
         let budget_scope = crate::budget::scope_of(scope.identity, scope.route.region);
-        match self.budget.admit(&budget_scope, &plan, priority) {
-            Decision::Go => {}
-            Decision::Wait(wait) => tokio::time::sleep(wait).await,
-            Decision::Defer(api) => return deferred(items, scope.route.region, api),
+        let admission = self.budget.admit(&budget_scope, &plan, priority);
+        if !admission.wait.is_zero() {
+            tokio::time::sleep(admission.wait).await;
         }
-        let answers = self.aws.read(scope, items).await;
-        for call in &plan {
+        let mut go: Vec<&PlannedCall> = Vec::new();
+        let mut not_now: Vec<&PlannedCall> = Vec::new();
+        for (call, turn) in plan.iter().zip(&admission.turns) {
+            match turn {
+                Turn::Go => go.push(call),
+                Turn::Defer => not_now.push(call),
+                Turn::Queue(wait) => {
+                    not_now.push(call);
+                    self.refresh_later(scope, &budget_scope, call.clone(), *wait);
+                }
+            }
+        }
+        let now: Vec<ReadItem> = go.iter().flat_map(|c| c.items.iter().cloned()).collect();
+        let mut answers = if now.is_empty() { Answers::default() } else { self.aws.read(scope, &now).await };
+        for call in not_now {
+            answers.extend(deferred(&call.items, scope.route.region, call.api));
+        }
+        for call in go {
             let throttled = call
                 .items
                 .iter()
@@ -173,6 +191,46 @@ impl<R: Reader> Fetcher<R> {
             }
         }
         answers
+    }
+
+    /// Reads `call` in the background after `wait` (the slot the budget reserved for it) and
+    /// caches what it answers, so the pod's next re-sync finds the values fresh.
+    fn refresh_later(
+        &self,
+        scope: &ReadScope<'_, R::Credentials>,
+        budget_scope: &str,
+        call: PlannedCall,
+        wait: Duration,
+    ) {
+        let (aws, cache, budget) = (self.aws.clone(), self.cache.clone(), self.budget.clone());
+        let credentials = scope.credentials.clone();
+        let (identity, region, pod) =
+            (scope.identity.to_string(), scope.route.region.to_string(), scope.pod.to_string());
+        let (spc, budget_scope) = (scope.route.spc.clone(), budget_scope.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let scope = ReadScope::new(&credentials, &identity, Route::new(&region, &spc), &pod);
+            let started = cache.now();
+            let answers = aws.read(&scope, &call.items).await;
+            budget.refreshed(&budget_scope, &call);
+            let mut throttled = false;
+            for item in &call.items {
+                match answers.get(item, &region) {
+                    Ok(fetched) => {
+                        let key = CacheKey {
+                            identity: identity.as_str().into(),
+                            region: region.as_str().into(),
+                            item: item.clone(),
+                        };
+                        cache.put(key, fetched, started);
+                    }
+                    Err(e) => throttled |= e.code == ErrorCode::Throttled,
+                }
+            }
+            if throttled {
+                budget.throttled(&budget_scope, call.api);
+            }
+        });
     }
 
     /// Caches and shares the lead read's answer for `key`; a throttled refresh is answered from
@@ -220,7 +278,7 @@ impl<R: Reader> Fetcher<R> {
 }
 
 /// Every item answered `Throttled`: the budget deferred this re-sync.
-fn deferred(items: &[ReadItem], region: &str, api: crate::budget::Api) -> Answers {
+fn deferred(items: &[ReadItem], region: &str, api: crate::budget::Api) -> Vec<(ReadItem, ReadResult)> {
     let reason = format!(
         "not read now: this node's AWS budget for {} is spent or backing off after throttling (--aws-budget); the pod keeps its files and the driver asks again at its next poll",
         api.as_str()
