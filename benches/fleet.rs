@@ -36,14 +36,15 @@ fn row(out: &mut String, label: &str, r: &FleetReport) {
         .map_or(format!("> {} ({} of {} pods)", secs(r.simulated), r.rotated_pods, r.rotation_pods), secs);
     let _ = writeln!(
         out,
-        "| {} | {label} | {} | {} | {} | {} | {} | {} | {} (bound {}) | {} | {} |",
+        "| {} | {label} | {} | {} | {} | {} | {} | {} / {} | {} (bound {}) | {} | {} |",
         r.nodes,
         api(&r.steady, "GetParameters"),
         api(&r.steady, "BatchGetSecretValue"),
         api(&r.rollout, "GetParameters"),
         r.steady.values().map(|s| s.throttled).sum::<u64>(),
         r.rollout.values().map(|s| s.throttled).sum::<u64>(),
-        format!("{} / {}", secs(r.cold_rollout_p99), secs(r.cold_rollout_max)),
+        secs(r.cold_rollout_p99),
+        secs(r.cold_rollout_max),
         rotation,
         secs(r.rotation_bound),
         r.stale_served,

@@ -226,11 +226,8 @@ struct Lane {
 
 /// What identifies a re-sync's call in the waiting room: the items it reads.
 fn call_key(call: &PlannedCall) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut hasher =
-        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
-    call.items.hash(&mut hasher);
-    hasher.finish()
+    use std::hash::BuildHasher;
+    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(&call.items)
 }
 
 impl Lane {

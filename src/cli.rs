@@ -28,6 +28,8 @@ pub struct Cli {
 
 /// What to run.
 #[derive(Debug, Subcommand)]
+// Parsed once at start and consumed at once: the size of `ServeArgs` costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve the provider API on the unix socket (the default).
     Serve(ServeArgs),

@@ -1,7 +1,7 @@
 //! The simulated AWS of the fleet simulator: the read side of Parameter Store and Secrets
-//! Manager behind the fetcher's [`Reader`], with the account-wide, per-Region quotas enforced as
+//! Manager behind the fetcher's `Reader`, with the account-wide, per-Region quotas enforced as
 //! token buckets (`ThrottlingException` past them) and every call counted per API per second.
-//! It plans calls with the provider's own [`plan_calls`] (the real batching), answers each item
+//! It plans calls with the provider's own `plan_calls` (the real batching), answers each item
 //! with its current version (rotation bumps it), and sends nothing anywhere.
 
 use crate::aws::plan_calls;

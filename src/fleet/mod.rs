@@ -1,9 +1,9 @@
 //! The fleet simulator (`scripts/bench.sh fleet`, `benches/fleet.rs`; a small configuration runs
-//! in `cargo test`): N nodes in one process, each with the provider's own [`Fetcher`] (value
+//! in `cargo test`): N nodes in one process, each with the provider's own `Fetcher` (value
 //! cache with per-store TTLs and jitter, coalescing, the call plan and its batching, the AWS
 //! budget, adaptive backoff, stale-if-throttled), on one injected clock (tokio's, paused: time
 //! jumps to the next timer, so an hour of fleet runs in seconds), against [`aws::SimAws`], a
-//! simulated AWS behind the fetcher's [`Reader`] that enforces the quotas and counts calls.
+//! simulated AWS behind the fetcher's `Reader` that enforces the quotas and counts calls.
 //!
 //! What is simulated, not run: the AWS services (token buckets of one second's quota per account,
 //! Region and API; a call is one attempt: the SDK's own retries of a throttled call are not
