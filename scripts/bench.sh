@@ -12,6 +12,10 @@
 #   TAIL_SA_TTL=default scripts/bench.sh tail   # the provider's 30 s service-account cache
 #                                    # (repetitions 31 s apart; also runs a build without the flag)
 #   PROVIDER_BIN=/path/to/csi-provider-aws scripts/bench.sh   # benchmark another build
+#   scripts/bench.sh fleet           # the fleet simulator (benches/fleet.rs, docs/fleet.md):
+#                                    # 100, 1,000 and 5,000 nodes, ours against the Go pattern
+#   scripts/bench.sh fleet 5000 budget   # one configuration; FLEET_QUOTAS=higher for Parameter
+#                                    # Store's higher throughput
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -20,6 +24,17 @@ cd "$REPO_ROOT"
 
 TARGET_DIR="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}"
 REPORT="${TARGET_DIR}/bench/resync.md"
+
+if [[ "${1:-}" == "fleet" ]]; then
+  shift
+  log_section "bench: fleet ${*:-(100, 1000, 5000 nodes)}"
+  start=$SECONDS
+  # No provider binary: the simulator runs the library's code in process. LTO off: the run is
+  # CPU-bound in our code, not in what fat LTO speeds up, and the build is minutes shorter.
+  CARGO_PROFILE_BENCH_LTO=false CARGO_PROFILE_BENCH_CODEGEN_UNITS=16 cargo bench --bench fleet -- "$@"
+  log "fleet simulator finished in $((SECONDS - start))s; table: ${TARGET_DIR}/bench/fleet.md"
+  exit 0
+fi
 
 if [[ -z "${PROVIDER_BIN:-}" ]]; then
   log_section "build (the shared static release binary)"

@@ -2,12 +2,14 @@
 
 use crate::admin::{self, MetricsAddr, Readiness};
 use crate::aws::{AwsCredentials, AwsReader, AwsSettings, CallCounter, Endpoints, UserAgentTag};
-use crate::cache::ValueCache;
+use crate::budget::{Budget, BudgetConfig};
+use crate::cache::{Lifetimes, TTL_JITTER, ValueCache};
 use crate::cli::ServeArgs;
 use crate::clock;
 use crate::events::RotationEvents;
 use crate::fetch::Fetcher;
 use crate::identity::{AgentClient, CredentialSource, IdentityResolver, RoleAllowlist};
+use crate::jitter::Jitter;
 use crate::k8s::K8s;
 use crate::metrics::Metrics;
 use crate::mount::{MountConfig, Mounter};
@@ -29,9 +31,22 @@ pub(crate) struct Provider {
 /// proxy variables: a malformed one stops the start).
 pub(crate) async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<Provider, ServerError> {
     let clock = clock::system();
-    let cache =
-        ValueCache::new(args.cache_ttl.0, args.cache_max_entries, args.cache_max_bytes.0).with_clock(clock.clone());
-    let metrics = Arc::new(Metrics::new(&cache.stats, args.metrics_secret_names));
+    let lifetimes = Lifetimes {
+        ssm: args.cache_ttl_ssm.map_or(args.cache_ttl.0, |d| d.0),
+        secrets_manager: args.cache_ttl_secretsmanager.map_or(args.cache_ttl.0, |d| d.0),
+        stale_if_throttled: args.stale_if_throttled.0,
+        jitter: TTL_JITTER,
+    };
+    let cache = ValueCache::new(args.cache_ttl.0, args.cache_max_entries, args.cache_max_bytes.0)
+        .with_clock(clock.clone())
+        .with_lifetimes(lifetimes, Jitter::random_seed());
+    let budget_config = BudgetConfig {
+        rates: args.aws_budget.clone(),
+        max_wait: args.aws_budget_max_wait.0,
+        ..BudgetConfig::default()
+    };
+    let budget = Budget::new(budget_config, clock.clone(), Jitter::random_seed());
+    let metrics = Arc::new(Metrics::new(&cache.stats, &budget.stats, args.metrics_secret_names));
     let settings = AwsSettings {
         endpoints: Endpoints::new(&args.endpoints, &env),
         user_agent: UserAgentTag::new(&args.eks_addon_version),
@@ -61,7 +76,7 @@ pub(crate) async fn provider(args: &ServeArgs, env: impl Fn(&str) -> Option<Stri
         allowed_assume_roles: RoleAllowlist::new(args.endpoint_policy.allowed_assume_roles.clone()),
     };
     let node = config.node_name.clone();
-    let fetcher = Fetcher::new(aws, cache);
+    let fetcher = Fetcher::new(aws, cache, budget);
     let mut mounter = Mounter::new(config, fetcher, credentials, k8s.clone());
     if args.rotation_events {
         let (qps, burst) = (args.rotation_events_qps, args.rotation_events_burst);

@@ -2,9 +2,16 @@
 //! region, and the object and version asked for. A value is never served older than the TTL;
 //! the cache holds at most `max_entries` values and at most `max_bytes` bytes of them (values,
 //! names and a fixed per-entry overhead); evicted values are wiped (`SecretBytes` zeroizes on
-//! drop). Two pods that proved the same identity share entries; no other sharing exists.
+//! drop). The TTL may differ per store (`--cache-ttl-ssm`, `--cache-ttl-secretsmanager`), and each
+//! entry's is shortened by up to [`TTL_JITTER`] at random, so the refreshes of many entries (and
+//! of many nodes) spread out instead of falling due together. An expired value is kept a while
+//! longer (`--stale-if-throttled`) only so that [`ValueCache::get_stale`] can serve it while AWS
+//! throttles; [`ValueCache::get`] never serves it.
+//!
+//! Two pods that proved the same identity share entries; no other sharing exists.
 
 use crate::clock::{self, SharedClock};
+use crate::params::ObjectType;
 use crate::read::{Fetched, ReadItem};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -25,6 +32,8 @@ pub struct CacheKey {
 struct Entry {
     fetched: Fetched,
     at: Instant,
+    /// This entry's TTL (its store's, less its jitter).
+    life: Duration,
     /// What this entry counts against `max_bytes`.
     bytes: usize,
 }
@@ -59,10 +68,25 @@ pub struct CacheStats {
     pub max_bytes: Gauge,
 }
 
+/// The most an entry's TTL is shortened at random (a fraction of it).
+pub const TTL_JITTER: f64 = 0.1;
+
+/// How long values live: per store, and how long past that one may be served while throttled.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub ssm: Duration,
+    pub secrets_manager: Duration,
+    pub stale_if_throttled: Duration,
+    /// The most an entry's TTL is shortened at random, a fraction ([`TTL_JITTER`] in service).
+    pub jitter: f64,
+}
+
 /// The identity-scoped value cache.
 #[derive(Debug)]
 pub struct ValueCache {
     ttl: Duration,
+    lifetimes: Lifetimes,
+    jitter: Mutex<crate::jitter::Jitter>,
     max_entries: usize,
     max_bytes: usize,
     entries: Mutex<Entries>,
@@ -100,7 +124,36 @@ impl ValueCache {
         let stats = CacheStats::default();
         stats.max_entries.set(i64::try_from(max_entries).unwrap_or(i64::MAX));
         stats.max_bytes.set(i64::try_from(max_bytes).unwrap_or(i64::MAX));
-        ValueCache { ttl, max_entries, max_bytes, entries, clock: clock::system(), stats }
+        let lifetimes = Lifetimes { ssm: ttl, secrets_manager: ttl, stale_if_throttled: Duration::ZERO, jitter: 0.0 };
+        let jitter = Mutex::new(crate::jitter::Jitter::new(0));
+        ValueCache { ttl, lifetimes, jitter, max_entries, max_bytes, entries, clock: clock::system(), stats }
+    }
+
+    /// The same cache with per-store TTLs (each `0` disables caching of that store) and a stale
+    /// window, its jitter seeded from `seed`.
+    pub fn with_lifetimes(self, lifetimes: Lifetimes, seed: u64) -> Self {
+        let ttl = lifetimes.ssm.max(lifetimes.secrets_manager);
+        ValueCache { ttl, lifetimes, jitter: Mutex::new(crate::jitter::Jitter::new(seed)), ..self }
+    }
+
+    /// The TTL of `object_type`'s values.
+    fn ttl_for(&self, object_type: ObjectType) -> Duration {
+        match object_type {
+            ObjectType::Parameter => self.lifetimes.ssm,
+            ObjectType::SecretsManager => self.lifetimes.secrets_manager,
+        }
+    }
+
+    /// A new entry's TTL: its store's, less up to `jitter` of it.
+    fn life_for(&self, object_type: ObjectType) -> Duration {
+        let jitter = self.lifetimes.jitter.clamp(0.0, 0.5);
+        let fraction = if jitter > 0.0 { crate::sync::lock(&self.jitter).fraction() } else { 0.0 };
+        self.ttl_for(object_type).mul_f64(1.0 - jitter * fraction)
+    }
+
+    /// Whether an entry is past its TTL and its stale window (to be dropped).
+    fn gone(&self, e: &Entry) -> bool {
+        self.age(e.at) >= e.life + self.lifetimes.stale_if_throttled
     }
 
     /// The same cache, reading time from `clock`.
@@ -135,7 +188,8 @@ impl ValueCache {
         }
         let mut entries = self.lock();
         let found = match entries.map.get(key) {
-            Some(e) if self.age(e.at) < self.ttl => Some(e.fetched.clone()),
+            Some(e) if self.age(e.at) < e.life => Some(e.fetched.clone()),
+            Some(e) if !self.gone(e) => None,
             Some(_) => {
                 entries.remove(key);
                 self.stats.evictions.inc();
@@ -149,17 +203,25 @@ impl ValueCache {
         found
     }
 
+    /// A value past its TTL but within `--stale-if-throttled` of it: only for when AWS (or the
+    /// budget) throttles a refresh.
+    pub fn get_stale(&self, key: &CacheKey) -> Option<Fetched> {
+        let entries = self.lock();
+        entries.map.get(key).filter(|e| !self.gone(e)).map(|e| e.fetched.clone())
+    }
+
     /// Stores a value read at `at` (the start of the read, so its age is never understated).
     /// A value larger than the whole byte bound is not cached.
     pub fn put(&self, key: CacheKey, fetched: Fetched, at: Instant) {
         let bytes = entry_bytes(&key, &fetched);
-        if !self.enabled() || bytes > self.max_bytes {
+        let life = self.life_for(key.item.object_type);
+        if !self.enabled() || bytes > self.max_bytes || life.is_zero() {
             return;
         }
         let mut entries = self.lock();
         entries.remove(&key);
         self.make_room(&mut entries, bytes);
-        entries.insert(key, Entry { fetched, at, bytes });
+        entries.insert(key, Entry { fetched, at, life, bytes });
         self.publish(&entries);
     }
 
@@ -192,8 +254,7 @@ impl ValueCache {
             return;
         }
         let before = entries.map.len();
-        let ttl = self.ttl;
-        entries.map.retain(|_, e| self.age(e.at) < ttl);
+        entries.map.retain(|_, e| !self.gone(e));
         entries.bytes = entries.map.values().map(|e| e.bytes).sum();
         while !self.fits(entries, incoming) {
             let Some(oldest) = entries.map.iter().min_by_key(|(_, e)| e.at).map(|(k, _)| k.clone()) else {
@@ -261,6 +322,38 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         assert_eq!(cache.get(&key("r", "db")), None, "60 s old: expired");
         assert_eq!(cache.stats.evictions.get(), 1);
+    }
+
+    #[test]
+    fn ttls_are_per_store_jittered_down_and_a_stale_value_is_only_served_by_get_stale() {
+        let clock = crate::clock::ManualClock::new();
+        let lifetimes = Lifetimes {
+            ssm: Duration::from_secs(300),
+            secrets_manager: Duration::from_secs(60),
+            stale_if_throttled: Duration::from_secs(120),
+            jitter: TTL_JITTER,
+        };
+        let cache = ValueCache::new(Duration::from_secs(60), 100, 1 << 20)
+            .with_clock(clock.clone())
+            .with_lifetimes(lifetimes, 3);
+        let mut param = key("r", "p");
+        param.item.object_type = ObjectType::Parameter;
+        cache.put(key("r", "db"), value("a"), cache.now());
+        cache.put(param.clone(), value("p"), cache.now());
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(cache.get(&key("r", "db")), None, "never served past its store's TTL");
+        assert!(cache.get_stale(&key("r", "db")).is_some(), "kept for the stale window");
+        assert!(cache.get(&param).is_some(), "the parameter's TTL is 300 s");
+        clock.advance(Duration::from_secs(120));
+        assert_eq!(cache.get_stale(&key("r", "db")), None, "never beyond the stale window");
+        let lives: Vec<Duration> = (0..50)
+            .map(|i| {
+                cache.put(key("r", &format!("j{i}")), value("v"), cache.now());
+                cache.lock().map[&key("r", &format!("j{i}"))].life
+            })
+            .collect();
+        assert!(lives.iter().all(|l| *l <= Duration::from_secs(60) && *l >= Duration::from_secs(54)));
+        assert!(lives.iter().any(|l| *l != lives[0]), "jittered");
     }
 
     #[test]

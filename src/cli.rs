@@ -7,6 +7,7 @@ pub(crate) use policy::EndpointPolicyArgs;
 
 use crate::admin::MetricsAddr;
 use crate::aws::EndpointFlag;
+use crate::budget::BudgetRate;
 use crate::client::MountArgs;
 use crate::doctor::DoctorArgs;
 use crate::net::{NetworkArgs, check_url};
@@ -27,6 +28,8 @@ pub struct Cli {
 
 /// What to run.
 #[derive(Debug, Subcommand)]
+// Parsed once at start and consumed at once: the size of `ServeArgs` costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve the provider API on the unix socket (the default). Boxed: the serve flags are
     /// most of the command line's size.
@@ -110,6 +113,25 @@ pub struct ServeArgs {
     /// How old a cached value may be when served; `0` disables the cache.
     #[arg(long, env = "CSI_PROVIDER_AWS_CACHE_TTL", default_value = "60s")]
     pub(crate) cache_ttl: Dur,
+    /// How old a cached Parameter Store value may be when served (default: `--cache-ttl`).
+    #[arg(long, env = "CSI_PROVIDER_AWS_CACHE_TTL_SSM")]
+    pub(crate) cache_ttl_ssm: Option<Dur>,
+    /// How old a cached Secrets Manager value may be when served (default: `--cache-ttl`).
+    #[arg(long, env = "CSI_PROVIDER_AWS_CACHE_TTL_SECRETSMANAGER")]
+    pub(crate) cache_ttl_secretsmanager: Option<Dur>,
+    /// While AWS (or this node's budget) throttles a refresh, serve the cached value up to this
+    /// long past its TTL, never beyond; `0` never serves a value past its TTL.
+    #[arg(long, env = "CSI_PROVIDER_AWS_STALE_IF_THROTTLED", default_value = "5m")]
+    pub(crate) stale_if_throttled: Dur,
+    /// This node's share of an account-wide, per-Region AWS quota: `API=RATE` calls per second
+    /// (GetParameters, GetParametersByPath, GetSecretValue, BatchGetSecretValue); repeatable.
+    /// Re-syncs spend only what the budget holds; first mounts go ahead. Unset: no budget.
+    #[arg(long = "aws-budget", env = "CSI_PROVIDER_AWS_AWS_BUDGET", value_delimiter = ',')]
+    pub(crate) aws_budget: Vec<BudgetRate>,
+    /// The longest a first mount waits for the budget before it calls AWS anyway (`0`: first
+    /// mounts never wait; they go ahead and push queued re-sync refreshes back).
+    #[arg(long, env = "CSI_PROVIDER_AWS_AWS_BUDGET_MAX_WAIT", default_value = "0s")]
+    pub(crate) aws_budget_max_wait: Dur,
     /// How long a service account's role annotation is reused (refreshed in the background
     /// in its last quarter while mounts use it). Hidden: for benchmarks that space repetitions
     /// past it.

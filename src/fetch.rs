@@ -1,17 +1,52 @@
 //! Fetching a mount's objects at the least AWS cost: cached values first (per proven identity),
-//! then identical reads already in flight (coalesced), then one batched read of the rest. Each read
-//! knows the pods it serves (a follower adds itself), for the audit log.
+//! then identical reads already in flight (coalesced), then one batched read of the rest, admitted
+//! by the node's AWS budget ([`crate::budget`]: first mounts ahead of re-syncs, adaptive backoff).
+//! A refresh that AWS or the budget throttled is answered from the cache past its TTL, within
+//! `--stale-if-throttled`, never beyond. Each read knows the pods it serves (a follower adds
+//! itself), for the audit log.
+//!
+//! The fetcher reads through a [`Reader`]: [`AwsReader`] in service, a simulated AWS in the fleet
+//! simulator (`crate::fleet`), so the same cache, coalescing, budget and stale rules run in both.
 
 use crate::aws::{AwsCredentials, AwsReader};
+use crate::budget::{Budget, PlannedCall, Priority, Turn};
 use crate::cache::{CacheKey, ValueCache};
-use crate::read::{Answers, ReadItem, ReadResult, ReadScope, Requesters};
+use crate::codes::ErrorCode;
+use crate::read::{Answers, FetchError, ReadItem, ReadResult, ReadScope, Requesters, Route};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The context of a mount's reads, with the credentials this fetcher reads with.
 pub type Scope<'a> = ReadScope<'a, AwsCredentials>;
+
+/// What the fetcher reads through: plans the calls a read makes, then makes them.
+pub trait Reader: Send + Sync + std::fmt::Debug {
+    /// The credentials a read carries.
+    type Credentials: Send + Sync;
+    /// The calls reading `items` as `identity` makes now.
+    fn plan(&self, identity: &str, items: &[ReadItem]) -> Vec<PlannedCall>;
+    /// An answer for every item.
+    fn read(
+        &self,
+        scope: &ReadScope<'_, Self::Credentials>,
+        items: &[ReadItem],
+    ) -> impl Future<Output = Answers> + Send;
+}
+
+impl Reader for AwsReader {
+    type Credentials = AwsCredentials;
+
+    fn plan(&self, identity: &str, items: &[ReadItem]) -> Vec<PlannedCall> {
+        AwsReader::plan(self, identity, items)
+    }
+
+    fn read(&self, scope: &Scope<'_>, items: &[ReadItem]) -> impl Future<Output = Answers> + Send {
+        AwsReader::read(self, scope, items)
+    }
+}
 
 type Shared = Option<ReadResult>;
 /// Reads in flight: the result to wait for, and the pods waiting.
@@ -19,9 +54,10 @@ type Inflight = Arc<Mutex<HashMap<CacheKey, (watch::Receiver<Shared>, Requesters
 
 /// Reads through the cache.
 #[derive(Debug)]
-pub struct Fetcher {
-    aws: AwsReader,
-    cache: ValueCache,
+pub struct Fetcher<R = AwsReader> {
+    aws: Arc<R>,
+    cache: Arc<ValueCache>,
+    budget: Arc<Budget>,
     inflight: Inflight,
 }
 
@@ -32,17 +68,31 @@ enum Source {
     Lead(watch::Sender<Shared>),
 }
 
-impl Fetcher {
-    pub fn new(aws: AwsReader, cache: ValueCache) -> Self {
-        Fetcher { aws, cache, inflight: Arc::default() }
+impl<R: Reader + 'static> Fetcher<R>
+where
+    R::Credentials: Clone + 'static,
+{
+    pub fn new(aws: R, cache: ValueCache, budget: Budget) -> Self {
+        Fetcher { aws: Arc::new(aws), cache: Arc::new(cache), budget: Arc::new(budget), inflight: Arc::default() }
     }
 
-    pub fn aws(&self) -> &AwsReader {
+    pub fn aws(&self) -> &R {
         &self.aws
     }
 
-    /// An answer for every item, read in the scope's context (along its route, for its pod).
-    pub async fn fetch(&self, scope: &Scope<'_>, items: Vec<ReadItem>) -> Answers {
+    /// The budget's counters (metrics).
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// An answer for every item, read in the scope's context (along its route, for its pod),
+    /// as a first mount or a re-sync (`priority`).
+    pub async fn fetch(
+        &self,
+        scope: &ReadScope<'_, R::Credentials>,
+        items: Vec<ReadItem>,
+        priority: Priority,
+    ) -> Answers {
         let (identity, region): (Arc<str>, Arc<str>) = (scope.identity.into(), scope.route.region.into());
         let keys: Vec<CacheKey> = items
             .into_iter()
@@ -52,23 +102,35 @@ impl Fetcher {
         let _guard = InflightGuard { map: self.inflight.clone(), keys: leading_keys(&sources) };
         let lead_items: Vec<ReadItem> = leading_keys(&sources).into_iter().map(|k| k.item).collect();
         let started = self.cache.now();
-        let read = if lead_items.is_empty() { Answers::default() } else { self.aws.read(scope, &lead_items).await };
+        let read = if lead_items.is_empty() {
+            Answers::default()
+        } else {
+            self.read_admitted(scope, &lead_items, priority).await
+        };
         let mut answers = Answers::default();
+        let mut stale = 0usize;
         for (key, source) in sources {
             let item = key.item.clone();
             let result = match source {
                 Source::Ready(r) => r,
-                Source::Lead(tx) => self.publish(tx, key, &read, started),
+                Source::Lead(tx) => self.publish(tx, key, &read, started, &mut stale),
                 Source::Follow(rx) => self.follow(rx, scope, &key.item).await,
             };
             answers.insert(item, result);
+        }
+        if stale > 0 {
+            tracing::warn!(
+                objects = stale,
+                pod = scope.pod,
+                "AWS throttled the refresh; serving cached values past their TTL (--stale-if-throttled)"
+            );
         }
         answers
     }
 
     /// A cached value, an in-flight read to follow (joining its requesters), or the lead on a
     /// new read (served to `requesters`).
-    fn source(&self, key: &CacheKey, scope: &Scope<'_>) -> Source {
+    fn source(&self, key: &CacheKey, scope: &ReadScope<'_, R::Credentials>) -> Source {
         let pod = scope.pod;
         if let Some(hit) = self.cache.get(key) {
             return Source::Ready(Ok(hit));
@@ -85,18 +147,125 @@ impl Fetcher {
         Source::Lead(tx)
     }
 
-    /// Caches and shares the lead read's answer for `key`.
-    fn publish(&self, tx: watch::Sender<Shared>, key: CacheKey, read: &Answers, started: Instant) -> ReadResult {
-        let result = read.get(&key.item, &key.region);
-        if let Ok(fetched) = &result {
-            self.cache.put(key, fetched.clone(), started);
+    /// Reads `items` once the budget admits them: now, after a bounded wait (a first mount), or
+    /// not at all (a re-sync the budget or a backoff defers: every item is answered `Throttled`).
+    /// Throttling seen in the answers backs off the scope and API.
+    async fn read_admitted(
+        &self,
+        scope: &ReadScope<'_, R::Credentials>,
+        items: &[ReadItem],
+        priority: Priority,
+    ) -> Answers {
+        let plan = self.aws.plan(scope.identity, items);
+        let budget_scope = crate::budget::scope_of(scope.identity, scope.route.region);
+        let admission = self.budget.admit(&budget_scope, &plan, priority);
+        if !admission.wait.is_zero() {
+            tokio::time::sleep(admission.wait).await;
+        }
+        let mut go: Vec<&PlannedCall> = Vec::new();
+        let mut not_now: Vec<&PlannedCall> = Vec::new();
+        for (call, turn) in plan.iter().zip(&admission.turns) {
+            match turn {
+                Turn::Go => go.push(call),
+                Turn::Defer => not_now.push(call),
+                Turn::Queue(wait) => {
+                    not_now.push(call);
+                    self.refresh_later(scope, &budget_scope, call.clone(), *wait);
+                }
+            }
+        }
+        let now: Vec<ReadItem> = go.iter().flat_map(|c| c.items.iter().cloned()).collect();
+        let mut answers = if now.is_empty() { Answers::default() } else { self.aws.read(scope, &now).await };
+        for call in not_now {
+            answers.extend(deferred(&call.items, scope.route.region, call.api));
+        }
+        for call in go {
+            let throttled = call
+                .items
+                .iter()
+                .any(|i| matches!(answers.get(i, scope.route.region), Err(e) if e.code == ErrorCode::Throttled));
+            if throttled {
+                self.budget.throttled(&budget_scope, call.api);
+            } else {
+                self.budget.succeeded(&budget_scope, call.api);
+            }
+        }
+        answers
+    }
+
+    /// Reads `call` in the background after `wait` (the slot the budget reserved for it) and
+    /// caches what it answers, so the pod's next re-sync finds the values fresh.
+    fn refresh_later(
+        &self,
+        scope: &ReadScope<'_, R::Credentials>,
+        budget_scope: &str,
+        call: PlannedCall,
+        wait: Duration,
+    ) {
+        let (aws, cache, budget) = (self.aws.clone(), self.cache.clone(), self.budget.clone());
+        let credentials = scope.credentials.clone();
+        let (identity, region, pod) =
+            (scope.identity.to_string(), scope.route.region.to_string(), scope.pod.to_string());
+        let (spc, budget_scope) = (scope.route.spc.clone(), budget_scope.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let scope = ReadScope::new(&credentials, &identity, Route::new(&region, &spc), &pod);
+            let started = cache.now();
+            let answers = aws.read(&scope, &call.items).await;
+            budget.refreshed(&budget_scope, &call);
+            let mut throttled = false;
+            for item in &call.items {
+                match answers.get(item, &region) {
+                    Ok(fetched) => {
+                        let key = CacheKey {
+                            identity: identity.as_str().into(),
+                            region: region.as_str().into(),
+                            item: item.clone(),
+                        };
+                        cache.put(key, fetched, started);
+                    }
+                    Err(e) => throttled |= e.code == ErrorCode::Throttled,
+                }
+            }
+            if throttled {
+                budget.throttled(&budget_scope, call.api);
+            }
+        });
+    }
+
+    /// Caches and shares the lead read's answer for `key`; a throttled refresh is answered from
+    /// the cache within the stale window (counted in `stale`).
+    fn publish(
+        &self,
+        tx: watch::Sender<Shared>,
+        key: CacheKey,
+        read: &Answers,
+        started: Instant,
+        stale: &mut usize,
+    ) -> ReadResult {
+        let mut result = read.get(&key.item, &key.region);
+        match &result {
+            Ok(fetched) => self.cache.put(key, fetched.clone(), started),
+            Err(e) if e.code == ErrorCode::Throttled => {
+                if let Some(old) = self.cache.get_stale(&key) {
+                    *stale += 1;
+                    self.budget.stats.stale_served.inc();
+                    result = Ok(old);
+                }
+            }
+            Err(_) => {}
         }
         let _ = tx.send(Some(result.clone()));
         result
     }
 
     /// Waits for the leader; reads alone if the leader went away (its mount was cancelled).
-    async fn follow(&self, mut rx: watch::Receiver<Shared>, scope: &Scope<'_>, item: &ReadItem) -> ReadResult {
+    async fn follow(
+        &self,
+        mut rx: watch::Receiver<Shared>,
+        scope: &ReadScope<'_, R::Credentials>,
+        item: &ReadItem,
+    ) -> ReadResult {
         if let Ok(done) = rx.wait_for(Option::is_some).await
             && let Some(result) = done.clone()
         {
@@ -106,6 +275,18 @@ impl Fetcher {
         alone.requesters.add(&item.name, scope.pod);
         self.aws.read(&alone, std::slice::from_ref(item)).await.get(item, scope.route.region)
     }
+}
+
+/// Every item answered `Throttled`: the budget deferred this re-sync.
+fn deferred(items: &[ReadItem], region: &str, api: crate::budget::Api) -> Vec<(ReadItem, ReadResult)> {
+    let reason = format!(
+        "not read now: this node's AWS budget for {} is spent or backing off after throttling (--aws-budget); the pod keeps its files and the driver asks again at its next poll",
+        api.as_str()
+    );
+    items
+        .iter()
+        .map(|i| (i.clone(), Err(FetchError::new(i, region, ErrorCode::Throttled, None, reason.clone()))))
+        .collect()
 }
 
 fn leading_keys(sources: &[(CacheKey, Source)]) -> Vec<CacheKey> {

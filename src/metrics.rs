@@ -8,6 +8,7 @@
 
 mod process;
 
+use crate::budget::{Api, ApiLabels, BudgetStats};
 use crate::cache::CacheStats;
 use crate::codes::ErrorCode;
 use crate::events::EventObserver;
@@ -117,7 +118,7 @@ fn latency_histogram() -> Histogram {
 
 impl Metrics {
     /// Registers everything, including the value cache's counters.
-    pub fn new(cache: &CacheStats, secret_names: bool) -> Self {
+    pub fn new(cache: &CacheStats, budget: &BudgetStats, secret_names: bool) -> Self {
         let mut registry = Registry::default();
         let m = Metrics {
             mounts: Family::default(),
@@ -135,6 +136,7 @@ impl Metrics {
             registry: Registry::default(),
         };
         m.register_all(registry.sub_registry_with_prefix("csi_provider_aws"), cache);
+        register_budget(registry.sub_registry_with_prefix("csi_provider_aws"), budget);
         registry.register_collector(Box::new(process::ProcessCollector::new()));
         m.zero_known_series();
         Metrics { registry, ..m }
@@ -247,6 +249,30 @@ impl CallObserver for Metrics {
     }
 }
 
+/// The budget's counters, every API's series created at 0.
+fn register_budget(r: &mut Registry, budget: &BudgetStats) {
+    for api in Api::ALL {
+        let labels = ApiLabels { api: api.as_str().into() };
+        drop(budget.waits.get_or_create(&labels));
+        drop(budget.deferred.get_or_create(&labels));
+    }
+    r.register(
+        "budget_waits",
+        "First mounts that waited for this node's AWS budget (--aws-budget), by API",
+        budget.waits.clone(),
+    );
+    r.register(
+        "budget_deferred",
+        "Re-sync reads deferred by the AWS budget or by backoff after throttling, by API",
+        budget.deferred.clone(),
+    );
+    r.register(
+        "stale_served",
+        "Cached values served past their TTL while AWS or the budget throttled (--stale-if-throttled)",
+        budget.stale_served.clone(),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,7 +280,7 @@ mod tests {
     #[test]
     fn exposition_names_every_family_with_the_prefix() {
         let cache = CacheStats::default();
-        let metrics = Metrics::new(&cache, false);
+        let metrics = Metrics::new(&cache, &BudgetStats::default(), false);
         metrics.mount_done("first", None, 0.01);
         metrics.mount_done("resync", Some("NotFound"), 0.02);
         let key =
@@ -272,6 +298,8 @@ mod tests {
             r#"csi_provider_aws_aws_calls_total{service="sts",operation="AssumeRole",outcome="success"} 0"#,
             "csi_provider_aws_mount_duration_seconds_bucket",
             "csi_provider_aws_build_info{version=",
+            r#"csi_provider_aws_budget_deferred_total{api="GetParameters"} 0"#,
+            "csi_provider_aws_stale_served_total 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
@@ -282,7 +310,7 @@ mod tests {
     #[test]
     fn object_names_are_bounded_in_series() {
         let cache = CacheStats::default();
-        let metrics = Metrics::new(&cache, true);
+        let metrics = Metrics::new(&cache, &BudgetStats::default(), true);
         for i in 0..MAX_OBJECT_SERIES + 50 {
             metrics.object_failed("NotFound", &format!("secret-{i}"));
         }

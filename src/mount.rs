@@ -1,6 +1,7 @@
 //! One `Mount`, end to end: parameters → region → credentials → fetch (with failover) →
 //! render → write into the target path, or return the files in driver-writes mode.
 
+use crate::budget::Priority;
 use crate::codes::ErrorCode;
 use crate::events::{Rotation, RotationEvents};
 use crate::fetch::{Fetcher, Scope};
@@ -173,6 +174,7 @@ impl Mounter {
 
     /// Runs one mount. On any error nothing is written.
     pub async fn mount(&self, input: MountInput) -> Result<MountOutput, MountError> {
+        let priority = if self.kind(&input) == "resync" { Priority::Resync } else { Priority::First };
         let parsed = params::parse_mount_request_with(&self.memo, &input.attributes, &input.secrets, &input.permission);
         let params = match parsed {
             Ok(params) => {
@@ -201,9 +203,9 @@ impl Mounter {
         let proven = self.credentials(&params, &region, &endpoints).await?;
         let pod = format!("{}/{}", params.pod.namespace, params.pod.name);
         let scope = Scope::new(&proven.credentials, &proven.identity, Route::new(&region, &endpoints.primary), &pod);
-        let fetched = self.fetch(&params, &scope, &endpoints).await?;
+        let fetched = self.fetch(&params, &scope, &endpoints, priority).await?;
         let rendered = render::render(&fetched, self.config.max_objects_per_mount)?;
-        let resync = self.events.is_some() && self.kind(&input) == "resync";
+        let resync = priority == Priority::Resync;
         let delivery = self.deliver(target, &rendered.files).await?;
         if let Some(events) = &self.events {
             self.announce(events, &params, &input, &rendered, &delivery, resync);
@@ -298,22 +300,23 @@ impl Mounter {
         params: &'p MountParams,
         scope: &Scope<'_>,
         endpoints: &SpcEndpoints,
+        priority: Priority,
     ) -> Result<Vec<(&'p ObjectSpec, Got)>, MountError> {
         let ceiling = self.config.max_objects_per_mount;
         let items: Vec<ReadItem> = params.objects.iter().map(|o| primary_item(o, ceiling)).collect();
-        let answers = self.fetcher.fetch(scope, items).await;
+        let answers = self.fetcher.fetch(scope, items, priority).await;
         let region = scope.route.region;
         let mut results: Vec<(&ObjectSpec, ReadResult)> =
             params.objects.iter().map(|o| (o, answers.get(&primary_item(o, ceiling), region))).collect();
         if let Some(failover_region) = &params.failover_region {
             let failover = scope.along(Route::new(failover_region, &endpoints.failover));
-            self.fail_over(&failover, &mut results).await;
+            self.fail_over(&failover, &mut results, priority).await;
         }
         collect(results)?.into_iter().map(|(o, f)| got(o, f).map(|g| (o, g))).collect()
     }
 
     /// Bulk descriptors have no failover: only single objects are read again.
-    async fn fail_over(&self, failover: &Scope<'_>, results: &mut [(&ObjectSpec, ReadResult)]) {
+    async fn fail_over(&self, failover: &Scope<'_>, results: &mut [(&ObjectSpec, ReadResult)], priority: Priority) {
         let failover_region = failover.route.region;
         let ceiling = self.config.max_objects_per_mount;
         let retry: Vec<usize> = (0..results.len())
@@ -328,7 +331,7 @@ impl Mounter {
             "primary region failed transiently; reading from the failover region"
         );
         let items: Vec<ReadItem> = retry.iter().map(|&i| failover_item(results[i].0, ceiling)).collect();
-        let second = self.fetcher.fetch(failover, items).await;
+        let second = self.fetcher.fetch(failover, items, priority).await;
         for i in retry {
             let (object, primary) = &mut results[i];
             let first = primary.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
@@ -615,7 +618,8 @@ mod tests {
         };
         let credentials = CredentialSource::Local(AwsCredentials::fixed("AKID", "secret", None, "test"));
         let k8s = Arc::new(K8s::new(5, 10, std::time::Duration::from_secs(30), crate::clock::system()));
-        Mounter::new(config, Fetcher::new(AwsReader::new(settings), cache), credentials, k8s)
+        let budget = crate::budget::Budget::new(Default::default(), crate::clock::system(), 1);
+        Mounter::new(config, Fetcher::new(AwsReader::new(settings), cache, budget), credentials, k8s)
     }
 
     fn input(target: &Path) -> MountInput {

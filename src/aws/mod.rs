@@ -13,6 +13,7 @@ mod guard;
 mod http;
 mod listing;
 mod parameter_store;
+mod plan;
 pub(crate) mod probe;
 mod reading;
 mod secrets_manager;
@@ -23,6 +24,7 @@ pub use clients::{AwsReader, AwsSettings};
 pub use counting::CallCounter;
 pub use credentials::AwsCredentials;
 pub use endpoints::{EndpointFlag, Endpoints};
+pub use plan::plan_calls;
 pub use sts::{AssumeRoleRequest, WebIdentityRequest};
 pub use user_agent::UserAgentTag;
 

@@ -25,9 +25,14 @@ fn request_name(item: &ReadItem) -> String {
 
 /// One name to send, with the base name (selector stripped) it answers for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Wanted {
+pub(super) struct Wanted {
     request: String,
     base: String,
+}
+
+/// The name to send for `item`, with its base name.
+pub(super) fn wanted(item: &ReadItem) -> Wanted {
+    Wanted { request: request_name(item), base: item.name.clone() }
 }
 
 /// Reads every item, deduplicating names, in concurrent batches of at most [`BATCH`]. Each
@@ -46,8 +51,7 @@ pub(super) async fn read_all(
     let audit = reader.audit_scope(region, &scope.requesters);
     let mut by_name: BTreeMap<Wanted, Vec<&ReadItem>> = BTreeMap::new();
     for item in items {
-        let wanted = Wanted { request: request_name(item), base: item.name.clone() };
-        by_name.entry(wanted).or_default().push(item);
+        by_name.entry(wanted(item)).or_default().push(item);
     }
     let wanted: Vec<Wanted> = by_name.keys().cloned().collect();
     let batches = batches(&wanted);
@@ -66,7 +70,7 @@ pub(super) async fn read_all(
 
 /// Splits names into batches of at most [`BATCH`] in which no base name repeats, so an answer
 /// can be matched by its name even when the response omits the selector.
-fn batches(wanted: &[Wanted]) -> Vec<Vec<Wanted>> {
+pub(super) fn batches(wanted: &[Wanted]) -> Vec<Vec<Wanted>> {
     let mut batches: Vec<Vec<Wanted>> = Vec::new();
     for w in wanted {
         let fits = |b: &&mut Vec<Wanted>| b.len() < BATCH && b.iter().all(|o| o.base != w.base);

@@ -1,0 +1,128 @@
+//! The fleet simulator of issue 16 (`scripts/bench.sh fleet`): the provider's fetch, cache,
+//! batching and budget code for N nodes in one process on tokio's paused clock, against a
+//! simulated AWS that enforces the quotas. Prints one markdown table (and writes it to
+//! `target/bench/fleet.md`): 100, 1,000 and 5,000 nodes, ours with today's defaults and with the
+//! budget the chart computes, against the Go provider's call pattern on the same inputs.
+//!
+//!   cargo bench --bench fleet                  # the table (a few minutes)
+//!   cargo bench --bench fleet -- 5000 budget   # one configuration
+//!   FLEET_QUOTAS=higher cargo bench --bench fleet -- 5000 budget   # Parameter Store higher throughput
+
+use csi_provider_aws::fleet::aws::Quotas;
+use csi_provider_aws::fleet::{FleetConfig, FleetReport, go};
+use std::fmt::Write as _;
+
+/// The budget's headroom: the chart's `fleet.budgetHeadroom`.
+const HEADROOM: f64 = 0.8;
+
+fn run(config: FleetConfig) -> FleetReport {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime");
+    runtime.block_on(csi_provider_aws::fleet::run(config))
+}
+
+fn secs(d: std::time::Duration) -> String {
+    format!("{:.0} s", d.as_secs_f64())
+}
+
+fn row(out: &mut String, label: &str, r: &FleetReport) {
+    use csi_provider_aws::fleet::ApiStats;
+    let api = |m: &std::collections::BTreeMap<_, ApiStats>, name| {
+        let s = m.iter().find(|(a, _)| format!("{a:?}") == name).map(|(_, s)| *s).unwrap_or_default();
+        format!("{} / {:.1}", s.peak, s.mean)
+    };
+    let rotation = r
+        .rotation_delay
+        .map_or(format!("> {} ({} of {} pods)", secs(r.simulated), r.rotated_pods, r.rotation_pods), secs);
+    let _ = writeln!(
+        out,
+        "| {} | {label} | {} | {} | {} | {} | {} | {} / {} | {} (bound {}) | {} | {} |",
+        r.nodes,
+        api(&r.steady, "GetParameters"),
+        api(&r.steady, "BatchGetSecretValue"),
+        api(&r.rollout, "GetParameters"),
+        r.steady.values().map(|s| s.throttled).sum::<u64>(),
+        r.rollout.values().map(|s| s.throttled).sum::<u64>(),
+        secs(r.cold_rollout_p99),
+        secs(r.cold_rollout_max),
+        rotation,
+        secs(r.rotation_bound),
+        r.stale_served,
+        secs(r.wall),
+    );
+}
+
+fn go_row(out: &mut String, nodes: usize, config: &FleetConfig) {
+    let q = &config.quotas;
+    let gp = go::figures(config, nodes, q, csi_provider_aws_api("GetParameters"));
+    let gsv = go::figures(config, nodes, q, csi_provider_aws_api("GetSecretValue"));
+    let throttled = gp.throttled_per_second + gsv.throttled_per_second;
+    let rotation =
+        if throttled > 0.0 { "unbounded (re-syncs fail while throttled)".to_string() } else { secs(config.poll) };
+    let _ = writeln!(
+        out,
+        "| {nodes} | Go pattern (computed) | {:.0} / {:.1} | GSV {:.0} / {:.1} | {:.0} | {:.0}/s | {:.0}/s | {} | {rotation} | — | — |",
+        gp.steady,
+        gp.steady,
+        gsv.steady,
+        gsv.steady,
+        gp.rollout_peak,
+        throttled,
+        throttled,
+        if throttled > 0.0 { "throttled" } else { "0 s" },
+    );
+}
+
+fn csi_provider_aws_api(name: &str) -> csi_provider_aws::fleet::Api {
+    csi_provider_aws::fleet::Api::ALL.into_iter().find(|a| a.as_str() == name).expect("known API")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let quotas = if std::env::var("FLEET_QUOTAS").as_deref() == Ok("higher") {
+        Quotas::higher_throughput()
+    } else {
+        Quotas::standard()
+    };
+    let nodes: Vec<usize> = match args.first().and_then(|a| a.parse().ok()) {
+        Some(n) => vec![n],
+        None => vec![100, 1000, 5000],
+    };
+    let modes: Vec<bool> = match args.get(1).map(String::as_str) {
+        Some("budget") => vec![true],
+        Some("defaults") => vec![false],
+        _ => vec![false, true],
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| nodes | provider | GetParameters/s steady peak / mean | BatchGetSecretValue/s steady peak / mean | GetParameters/s rollout peak / mean | throttled steady | throttled rollout | rollout cold mount p99 / max | rotation delay | stale served | wall |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for &n in &nodes {
+        let base = FleetConfig { quotas: quotas.clone(), ..FleetConfig::issue(n) };
+        go_row(&mut out, n, &base);
+        for &budget in &modes {
+            let config = if budget { base.clone().with_budget(HEADROOM) } else { base.clone() };
+            let label = if budget {
+                format!("ours, --aws-budget ({HEADROOM} × quota / {n})")
+            } else {
+                "ours, defaults (no budget)".into()
+            };
+            let report = run(config);
+            eprintln!("{report:?}");
+            row(&mut out, &label, &report);
+            println!("{}", out.lines().last().unwrap_or_default());
+        }
+    }
+    let base = FleetConfig { quotas: quotas.clone(), ..FleetConfig::issue(1) };
+    let _ = writeln!(
+        out,
+        "\nGo pattern first throttles at {} nodes (steady state).",
+        go::first_throttling_nodes(&base, &quotas)
+    );
+    println!("{out}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("fleet.md"), out);
+}

@@ -1,0 +1,523 @@
+//! The AWS call budget: this node's share of the account-wide, per-Region quotas. Every read the
+//! fetcher sends to AWS is first planned as calls ([`PlannedCall`]: which API, which items) and
+//! admitted here, keyed by the quota's own scope: the account and Region ([`scope_of`]) and the
+//! API. Adding an API (`GetParametersByPath`, filtered `BatchGetSecretValue`) is adding it to
+//! [`Api`] and to the reader's plan; the budget then covers it.
+//!
+//! Three rules, in this order:
+//! - **Adaptive backoff.** After AWS throttled an API in a scope, re-syncs of that scope and API
+//!   are deferred for a backoff that doubles on each throttle (1 s up to `backoff_max`, jittered
+//!   to 50–100 %) and ends at the first success. First mounts are not deferred by it.
+//! - **Re-syncs spend only what is there, and queue the rest.** With `--aws-budget API=RATE`,
+//!   each (scope, API) has a token bucket refilled at RATE per second, holding at most ten
+//!   seconds' worth and at least one token. A re-sync whose call finds a token goes now. One that
+//!   does not reserves the next free slot (one every 1 / RATE seconds, first come first served)
+//!   and is answered from the cache (within `--stale-if-throttled`; else it fails and the pod
+//!   keeps its files); the fetcher makes the call in the background at that slot and caches the
+//!   answer, so the pod's next re-sync finds it. A node thus spends its budget evenly, not in its
+//!   reconciler's bursts, and no batch starves. A refresh is not queued more than `queue_max`
+//!   (30 min) ahead.
+//! - **First mounts go first, with a bounded wait.** A first mount always takes a token (into
+//!   debt, at most four buckets' worth), waits for it at most `max_wait`, and past that goes
+//!   anyway: a pod is never held back longer by the budget, and never by queued re-syncs.
+//!
+use crate::clock::SharedClock;
+use crate::read::ReadItem;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The AWS read APIs the budget knows (the quotas are per API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Api {
+    /// Parameter Store, up to 10 names.
+    GetParameters,
+    /// Parameter Store, a path (shares the standard throughput with `GetParameters`).
+    GetParametersByPath,
+    /// Secrets Manager, one secret.
+    GetSecretValue,
+    /// Secrets Manager, up to 20 secrets.
+    BatchGetSecretValue,
+}
+
+impl Api {
+    /// Every API, in a stable order.
+    pub const ALL: [Api; 4] =
+        [Api::GetParameters, Api::GetParametersByPath, Api::GetSecretValue, Api::BatchGetSecretValue];
+
+    /// The AWS operation name (flags, metrics, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::GetParameters => "GetParameters",
+            Api::GetParametersByPath => "GetParametersByPath",
+            Api::GetSecretValue => "GetSecretValue",
+            Api::BatchGetSecretValue => "BatchGetSecretValue",
+        }
+    }
+
+    /// The API an operation name names.
+    pub fn from_name(name: &str) -> Option<Api> {
+        Api::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+}
+
+/// One AWS call a read will make: the API and the items it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedCall {
+    pub api: Api,
+    pub items: Vec<ReadItem>,
+}
+
+/// Who is asking: a pod that cannot start yet, or a pod that already holds its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    First,
+    Resync,
+}
+
+/// What the budget decided for one call of a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// Call now.
+    Go,
+    /// Not now: a re-sync while backing off, or one whose refresh is already queued.
+    Defer,
+    /// Not now, but a refresh in the background after this wait (the token is reserved).
+    Queue(Duration),
+}
+
+/// What the budget decided for a read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// How long to wait before calling (a first mount's, never longer than `max_wait`).
+    pub wait: Duration,
+    /// Each call's turn, in the order of the calls.
+    pub turns: Vec<Turn>,
+}
+
+/// How long a bucket fills for: a node spends at most 10 seconds' worth at once, so that nodes
+/// whose reconcilers tick in the same second do not add up past the account's quota; the rest is
+/// spent by queued refreshes, one slot at a time.
+const BURST: Duration = Duration::from_secs(10);
+/// How far a lane may go into debt, in bucket capacities (first mounts past the budget).
+const DEBT: f64 = 4.0;
+/// The most refreshes a lane queues (beyond, re-syncs are deferred without one).
+const MAX_WAITING: usize = 1024;
+/// A queued refresh still listed this long after its slot is forgotten (its task went away).
+const WAITING_FORGOTTEN: Duration = Duration::from_secs(600);
+
+/// `--aws-budget API=RATE`: calls per second this node may make to one API in one account and
+/// Region.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetRate {
+    pub api: Api,
+    pub per_second: f64,
+}
+
+/// A malformed `--aws-budget` value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BudgetRateError {
+    #[error("expected API=RATE (for example GetParameters=0.5), got {0:?}")]
+    Shape(String),
+    #[error("unknown API {0:?}: one of GetParameters, GetParametersByPath, GetSecretValue, BatchGetSecretValue")]
+    Api(String),
+    #[error("RATE must be a number of calls per second above 0 and at most 100000, got {0:?}")]
+    Rate(String),
+}
+
+impl FromStr for BudgetRate {
+    type Err = BudgetRateError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (api, rate) = s.split_once('=').ok_or_else(|| BudgetRateError::Shape(s.to_string()))?;
+        let api = Api::from_name(api.trim()).ok_or_else(|| BudgetRateError::Api(api.to_string()))?;
+        let per_second: f64 = rate.trim().parse().map_err(|_| BudgetRateError::Rate(rate.to_string()))?;
+        if !(per_second > 0.0 && per_second <= 100_000.0) {
+            return Err(BudgetRateError::Rate(rate.to_string()));
+        }
+        Ok(BudgetRate { api, per_second })
+    }
+}
+
+impl fmt::Display for BudgetRate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.api.as_str(), self.per_second)
+    }
+}
+
+/// The budget's settings.
+#[derive(Debug, Clone)]
+pub struct BudgetConfig {
+    /// Per-API rates (the last one given for an API wins); an API without one is not limited.
+    pub rates: Vec<BudgetRate>,
+    /// The longest a first mount waits for the budget.
+    pub max_wait: Duration,
+    /// The longest backoff after throttling.
+    pub backoff_max: Duration,
+    /// The longest a re-sync's refresh is queued ahead (beyond, it is deferred without one).
+    pub queue_max: Duration,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        BudgetConfig {
+            rates: Vec::new(),
+            max_wait: Duration::ZERO,
+            backoff_max: Duration::from_secs(60),
+            queue_max: Duration::from_secs(1800),
+        }
+    }
+}
+
+impl BudgetConfig {
+    fn rate(&self, api: Api) -> Option<f64> {
+        self.rates.iter().rev().find(|r| r.api == api).map(|r| r.per_second)
+    }
+}
+
+/// The scope a quota counts in: the account (from a role ARN; else the identity itself) and the
+/// Region. A chained identity (`own → role-arn …`, `assumeRoleArn`) reads in the assumed role's
+/// account, so the role's ARN decides.
+pub fn scope_of(identity: &str, region: &str) -> String {
+    let reads_as = identity.rsplit(" → ").next().unwrap_or(identity);
+    let account = reads_as
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split(':').nth(3))
+        .filter(|a| !a.is_empty())
+        .unwrap_or(identity);
+    format!("{account}/{region}")
+}
+
+/// The budget's counters, by API (a bounded label set).
+#[derive(Debug, Clone, Default)]
+pub struct BudgetStats {
+    /// First mounts that waited for the budget.
+    pub waits: Family<ApiLabels, Counter>,
+    /// Re-sync reads deferred (budget spent, or backing off after throttling).
+    pub deferred: Family<ApiLabels, Counter>,
+    /// Cached values served past their TTL because AWS (or the budget) throttled.
+    pub stale_served: Counter,
+}
+
+/// An API label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    pub api: String,
+}
+
+fn labels(api: Api) -> ApiLabels {
+    ApiLabels { api: api.as_str().to_string() }
+}
+
+/// One (scope, API) lane: its tokens, its backoff, and the re-syncs waiting for tokens (first
+/// deferred, last asked), served oldest first so that no batch starves.
+#[derive(Debug, Clone)]
+struct Lane {
+    tokens: f64,
+    at: Instant,
+    backoff: Duration,
+    backoff_until: Option<Instant>,
+    /// Queued refreshes: the call's key and its slot.
+    waiting: HashMap<u64, Instant>,
+}
+
+/// What identifies a re-sync's call in the waiting room: the items it reads.
+fn call_key(call: &PlannedCall) -> u64 {
+    use std::hash::BuildHasher;
+    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(&call.items)
+}
+
+impl Lane {
+    /// A re-sync's turn for `call`: go now (a token is there), defer (backing off, or a refresh of
+    /// the same call is already queued), or queue a refresh at the next free slot (the token is
+    /// reserved now: the lane's tokens go below zero until the slot comes).
+    fn resync_turn(&mut self, call: &PlannedCall, rate: Option<f64>, queue_max: Duration, now: Instant) -> Turn {
+        if self.backoff_until.is_some_and(|until| now < until) {
+            return Turn::Defer;
+        }
+        let Some(rate) = rate else { return Turn::Go };
+        let key = call_key(call);
+        self.waiting.retain(|_, slot| now < *slot + WAITING_FORGOTTEN);
+        if self.waiting.contains_key(&key) {
+            return Turn::Defer;
+        }
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Turn::Go;
+        }
+        let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate);
+        if wait > queue_max || self.waiting.len() >= MAX_WAITING {
+            return Turn::Defer;
+        }
+        self.tokens -= 1.0;
+        self.waiting.insert(key, now + wait);
+        Turn::Queue(wait)
+    }
+}
+
+/// The most lanes kept: scopes are accounts × Regions a node reads, few; past this, idle lanes
+/// are dropped.
+const MAX_LANES: usize = 4096;
+
+/// The budget of one node.
+#[derive(Debug)]
+pub struct Budget {
+    config: BudgetConfig,
+    clock: SharedClock,
+    lanes: Mutex<HashMap<(String, Api), Lane>>,
+    jitter: Mutex<crate::jitter::Jitter>,
+    pub stats: BudgetStats,
+}
+
+impl Budget {
+    /// A budget on `clock`, with jitter seeded from `seed`.
+    pub fn new(config: BudgetConfig, clock: SharedClock, seed: u64) -> Self {
+        let jitter = Mutex::new(crate::jitter::Jitter::new(seed));
+        Budget { config, clock, lanes: Mutex::default(), jitter, stats: BudgetStats::default() }
+    }
+
+    /// Admits the calls of one read in `scope`: a turn for each call (in order) and, for a first
+    /// mount, the wait before calling (bounded by `max_wait`).
+    pub fn admit(&self, scope: &str, calls: &[PlannedCall], priority: Priority) -> Admission {
+        let now = self.clock.now();
+        let mut lanes = crate::sync::lock(&self.lanes);
+        self.trim(&mut lanes, now);
+        let mut admission = Admission::default();
+        for call in calls {
+            let capacity = self.capacity(call.api);
+            let rate = self.config.rate(call.api);
+            let lane = self.lane(&mut lanes, scope, call.api, now);
+            if priority == Priority::Resync {
+                let turn = lane.resync_turn(call, rate, self.config.queue_max, now);
+                if turn != Turn::Go {
+                    self.stats.deferred.get_or_create(&labels(call.api)).inc();
+                }
+                admission.turns.push(turn);
+                continue;
+            }
+            admission.turns.push(Turn::Go);
+            let Some(rate) = rate else { continue };
+            let deficit = (1.0 - lane.tokens.max(0.0)).max(0.0);
+            if lane.tokens - 1.0 >= -DEBT * capacity {
+                lane.tokens -= 1.0;
+            }
+            if deficit > 0.0 {
+                self.stats.waits.get_or_create(&labels(call.api)).inc();
+                let wait = Duration::from_secs_f64((deficit / rate).min(self.config.max_wait.as_secs_f64()));
+                admission.wait = admission.wait.max(wait);
+            }
+        }
+        admission
+    }
+
+    /// A queued refresh of `call` in `scope` was made (or given up): it leaves the queue.
+    pub fn refreshed(&self, scope: &str, call: &PlannedCall) {
+        let mut lanes = crate::sync::lock(&self.lanes);
+        if let Some(lane) = lanes.get_mut(&(scope.to_string(), call.api)) {
+            lane.waiting.remove(&call_key(call));
+        }
+    }
+
+    /// AWS throttled `api` in `scope`: back off (doubling, jittered) and drop any tokens left.
+    pub fn throttled(&self, scope: &str, api: Api) {
+        let now = self.clock.now();
+        let fraction = 0.5 + 0.5 * crate::sync::lock(&self.jitter).fraction();
+        let mut lanes = crate::sync::lock(&self.lanes);
+        let max = self.config.backoff_max;
+        let lane = self.lane(&mut lanes, scope, api, now);
+        lane.backoff = (lane.backoff * 2).clamp(Duration::from_secs(1), max);
+        lane.backoff_until = Some(now + lane.backoff.mul_f64(fraction));
+        lane.tokens = lane.tokens.min(0.0);
+        tracing::warn!(scope, api = api.as_str(), backoff = ?lane.backoff, "AWS throttled; re-syncs of this API back off");
+    }
+
+    /// AWS answered `api` in `scope`: a backoff that has run its course ends.
+    pub fn succeeded(&self, scope: &str, api: Api) {
+        let now = self.clock.now();
+        let mut lanes = crate::sync::lock(&self.lanes);
+        if let Some(lane) = lanes.get_mut(&(scope.to_string(), api))
+            && lane.backoff_until.is_some_and(|until| now >= until)
+        {
+            lane.backoff = Duration::ZERO;
+            lane.backoff_until = None;
+        }
+    }
+
+    /// The tokens a bucket holds at most: one poll interval's worth ([`BURST`]), at least one.
+    fn capacity(&self, api: Api) -> f64 {
+        self.config.rate(api).map_or(f64::INFINITY, |r| (r * BURST.as_secs_f64()).max(1.0))
+    }
+
+    /// The lane of (`scope`, `api`), refilled up to now.
+    fn lane<'m>(
+        &self,
+        lanes: &'m mut HashMap<(String, Api), Lane>,
+        scope: &str,
+        api: Api,
+        now: Instant,
+    ) -> &'m mut Lane {
+        let capacity = self.capacity(api);
+        let start = if capacity.is_finite() { capacity } else { 0.0 };
+        let lane = lanes.entry((scope.to_string(), api)).or_insert(Lane {
+            tokens: start,
+            at: now,
+            backoff: Duration::ZERO,
+            backoff_until: None,
+            waiting: HashMap::new(),
+        });
+        if let Some(rate) = self.config.rate(api) {
+            let elapsed = now.saturating_duration_since(lane.at).as_secs_f64();
+            lane.tokens = (lane.tokens + elapsed * rate).min(capacity);
+        }
+        lane.at = now;
+        lane
+    }
+
+    /// Drops idle lanes (full, not backing off) when there are too many.
+    fn trim(&self, lanes: &mut HashMap<(String, Api), Lane>, now: Instant) {
+        if lanes.len() < MAX_LANES {
+            return;
+        }
+        lanes.retain(|_, lane| {
+            lane.backoff_until.is_some_and(|until| now < until) || lane.tokens < 0.0 || !lane.waiting.is_empty()
+        });
+        if lanes.len() >= MAX_LANES {
+            lanes.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::params::ObjectType;
+
+    fn call(api: Api) -> PlannedCall {
+        let item = ReadItem {
+            name: "p".into(),
+            object_type: ObjectType::Parameter,
+            version_id: None,
+            version_label: None,
+            listing: None,
+        };
+        PlannedCall { api, items: vec![item] }
+    }
+
+    fn budget(rate: f64, clock: &std::sync::Arc<ManualClock>) -> Budget {
+        let config = BudgetConfig {
+            rates: vec![BudgetRate { api: Api::GetParameters, per_second: rate }],
+            max_wait: Duration::from_secs(2),
+            ..BudgetConfig::default()
+        };
+        Budget::new(config, clock.clone(), 7)
+    }
+
+    #[test]
+    fn rates_parse_and_bad_ones_are_refused() {
+        let rate: BudgetRate = "GetParameters=0.25".parse().expect("valid");
+        assert_eq!((rate.api, rate.per_second), (Api::GetParameters, 0.25));
+        assert!(matches!("GetParameters".parse::<BudgetRate>(), Err(BudgetRateError::Shape(_))));
+        assert!(matches!("GetParameter=1".parse::<BudgetRate>(), Err(BudgetRateError::Api(_))));
+        for bad in ["GetParameters=0", "GetParameters=-1", "GetParameters=NaN", "GetParameters=inf", "GetParameters=x"]
+        {
+            assert!(matches!(bad.parse::<BudgetRate>(), Err(BudgetRateError::Rate(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_scope_is_the_account_and_region() {
+        assert_eq!(scope_of("arn:aws:iam::111122223333:role/app", "eu-west-1"), "111122223333/eu-west-1");
+        assert_eq!(scope_of("local", "eu-west-1"), "local/eu-west-1");
+        let chained = "arn:aws:iam::111122223333:role/app → arn:aws:iam::444455556666:role/r (external id 0a1b)";
+        assert_eq!(scope_of(chained, "eu-west-1"), "444455556666/eu-west-1", "the assumed role's account");
+    }
+
+    fn turns(turns: &[Turn]) -> Admission {
+        Admission { wait: Duration::ZERO, turns: turns.to_vec() }
+    }
+
+    fn named(name: &str) -> [PlannedCall; 1] {
+        let item = ReadItem {
+            name: name.into(),
+            object_type: ObjectType::Parameter,
+            version_id: None,
+            version_label: None,
+            listing: None,
+        };
+        [PlannedCall { api: Api::GetParameters, items: vec![item] }]
+    }
+
+    #[test]
+    fn resyncs_spend_what_is_there_queue_the_rest_and_first_mounts_go_ahead_with_a_bounded_wait() {
+        let clock = ManualClock::new();
+        let budget = budget(0.005, &clock);
+        assert_eq!(budget.admit("a/r", &named("x"), Priority::Resync), turns(&[Turn::Go]), "a full bucket pays");
+        let queued = budget.admit("a/r", &named("x"), Priority::Resync);
+        assert_eq!(queued, turns(&[Turn::Queue(Duration::from_secs(200))]), "the next slot, 1 / rate away");
+        assert_eq!(budget.admit("a/r", &named("x"), Priority::Resync), turns(&[Turn::Defer]), "already queued");
+        assert_eq!(budget.admit("b/r", &named("x"), Priority::Resync), turns(&[Turn::Go]), "another account");
+        let first = budget.admit("a/r", &named("y"), Priority::First);
+        assert_eq!(first, Admission { wait: Duration::from_secs(2), turns: vec![Turn::Go] }, "bounded by max_wait");
+        let after = budget.admit("a/r", &named("z"), Priority::Resync);
+        assert_eq!(
+            after,
+            turns(&[Turn::Queue(Duration::from_secs(600))]),
+            "behind the queued refresh and the first mount"
+        );
+        budget.refreshed("a/r", &named("x")[0]);
+        clock.advance(Duration::from_secs(800));
+        assert_eq!(budget.admit("a/r", &named("x"), Priority::Resync), turns(&[Turn::Go]), "the debt is repaid");
+        assert_eq!(
+            budget.admit("a/r", &[call(Api::GetSecretValue)], Priority::Resync),
+            turns(&[Turn::Go]),
+            "no rate, no limit"
+        );
+    }
+
+    #[test]
+    fn a_refresh_is_not_queued_past_queue_max() {
+        let clock = ManualClock::new();
+        let config = BudgetConfig {
+            rates: vec![BudgetRate { api: Api::GetParameters, per_second: 0.005 }],
+            queue_max: Duration::from_secs(300),
+            ..BudgetConfig::default()
+        };
+        let budget = Budget::new(config, clock.clone(), 7);
+        assert_eq!(budget.admit("a/r", &named("a"), Priority::Resync), turns(&[Turn::Go]));
+        assert_eq!(budget.admit("a/r", &named("b"), Priority::Resync), turns(&[Turn::Queue(Duration::from_secs(200))]));
+        assert_eq!(
+            budget.admit("a/r", &named("c"), Priority::Resync),
+            turns(&[Turn::Defer]),
+            "400 s ahead: not queued"
+        );
+    }
+
+    #[test]
+    fn throttling_defers_resyncs_of_the_scope_until_the_backoff_ends() {
+        let clock = ManualClock::new();
+        let budget = Budget::new(BudgetConfig::default(), clock.clone(), 7);
+        let gsv = [call(Api::GetSecretValue)];
+        let (go, defer) = (turns(&[Turn::Go]), turns(&[Turn::Defer]));
+        budget.throttled("a/r", Api::GetSecretValue);
+        assert_eq!(budget.admit("a/r", &gsv, Priority::Resync), defer);
+        assert_eq!(budget.admit("a/r", &gsv, Priority::First), go, "first mounts are not deferred");
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(budget.admit("a/r", &gsv, Priority::Resync), go, "1 s backoff at most, jittered");
+        budget.throttled("a/r", Api::GetSecretValue);
+        budget.throttled("a/r", Api::GetSecretValue);
+        clock.advance(Duration::from_millis(1500));
+        assert_eq!(budget.admit("a/r", &gsv, Priority::Resync), defer, "doubled to 4 s, at least 2 s");
+        clock.advance(Duration::from_secs(3));
+        budget.succeeded("a/r", Api::GetSecretValue);
+        assert_eq!(budget.admit("a/r", &gsv, Priority::Resync), go);
+        budget.throttled("a/r", Api::GetSecretValue);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(budget.admit("a/r", &gsv, Priority::Resync), go, "a success reset the backoff to 1 s");
+    }
+}

@@ -1,0 +1,40 @@
+use super::*;
+
+/// A small fleet, scaled down with its quotas: 900 nodes of 3 pods from 3 apps need about 30
+/// GetParameters per second with a 60 s TTL and no budget, past a quota of 24.
+fn small(nodes: usize) -> FleetConfig {
+    FleetConfig { apps: 40, apps_per_node: 3, pods_per_node: 3, rollout_replicas: 30, ..FleetConfig::issue(nodes) }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_small_fleet_throttles_without_the_budget_and_not_with_it() {
+    let quotas = quotas_used();
+    let without = run(FleetConfig { quotas: quotas.clone(), ..small(900) }).await;
+    assert!(without.steady[&Api::GetParameters].throttled > 0, "no budget: throttled in steady state: {without:?}");
+    let with = run(FleetConfig { quotas, ..small(900) }.with_budget(0.8)).await;
+    assert_eq!(with.throttled(), 0, "with the budget: no throttling in steady state or in the rollout: {with:?}");
+    assert!(
+        with.cold_rollout_max <= with_config_max_wait(),
+        "first mounts wait at most --aws-budget-max-wait: {with:?}"
+    );
+    let delay = with.rotation_delay.expect("every pod got the rotated values");
+    // Every node gets an equal share, so the node that also runs a rollout pod (4 apps, not 3)
+    // refreshes its batches a third slower: the bound holds with that node's R.
+    let busiest = FleetConfig { apps_per_node: 4, ..small(900) }.with_budget(0.8);
+    let bound = FleetConfig { quotas: quotas_used(), ..busiest }.rotation_bound();
+    assert!(delay <= bound, "rotation {delay:?} within 1.25 × (R/Q + poll) = {bound:?} (busiest node)");
+    assert!(with.deferred > 0, "the budget deferred re-syncs");
+}
+
+fn quotas_used() -> Quotas {
+    Quotas(std::collections::BTreeMap::from([
+        (Api::GetParameters, 24.0),
+        (Api::GetParametersByPath, 24.0),
+        (Api::GetSecretValue, 1000.0),
+        (Api::BatchGetSecretValue, 24.0),
+    ]))
+}
+
+fn with_config_max_wait() -> Duration {
+    FleetConfig::issue(1).max_wait
+}
