@@ -8,6 +8,7 @@
 
 mod support;
 
+mod all_features;
 mod assume_role;
 mod doctor;
 mod error_text;
