@@ -166,7 +166,11 @@ async fn one_secret_provider_class_uses_every_addition_and_a_resync_swaps_and_an
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    assert_eq!(files(&target), want, "every addition's files, decoded, under their prefixes (slashes in item names translated, as for every name)");
+    assert_eq!(
+        files(&target),
+        want,
+        "every addition's files, decoded, under their prefixes (slashes in item names translated, as for every name)"
+    );
     let own = moto.sm(REGION).list_secrets().send().await.expect("list_secrets");
     assert!(own.secret_list().is_empty(), "nothing is in the pod's own account: every value came through the role");
     assert_eq!(first.object_version.len(), want.len(), "one version per file");
