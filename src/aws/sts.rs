@@ -65,12 +65,7 @@ impl AwsReader {
             Ok(output) => output,
             Err(e) => return Err(self.sts_failure(&e, request.route).await),
         };
-        let creds = output.credentials.ok_or_else(|| bad("the response carries no credentials"))?;
-        let assumed = output.assumed_role_user.map(|u| u.arn).unwrap_or_else(|| request.role_arn.to_string());
-        let expires = SystemTime::try_from(creds.expiration).ok();
-        let credentials =
-            AwsCredentials::fixed(&creds.access_key_id, &creds.secret_access_key, Some(&creds.session_token), &assumed);
-        Ok(WebIdentityGrant { credentials, assumed_role_arn: assumed, expires })
+        grant(output.credentials, output.assumed_role_user, request.role_arn)
     }
 
     /// A failed STS call, classified, naming the endpoint when it could not be reached.
@@ -101,12 +96,7 @@ impl AwsReader {
             Ok(output) => output,
             Err(e) => return Err(self.sts_failure(&e, request.route).await),
         };
-        let creds = output.credentials.ok_or_else(|| bad("the response carries no credentials"))?;
-        let assumed = output.assumed_role_user.map(|u| u.arn).unwrap_or_else(|| request.role_arn.to_string());
-        let expires = SystemTime::try_from(creds.expiration).ok();
-        let credentials =
-            AwsCredentials::fixed(&creds.access_key_id, &creds.secret_access_key, Some(&creds.session_token), &assumed);
-        Ok(WebIdentityGrant { credentials, assumed_role_arn: assumed, expires })
+        grant(output.credentials, output.assumed_role_user, request.role_arn)
     }
 
     /// An STS client with no credentials: the web-identity call is unsigned.
@@ -118,6 +108,21 @@ impl AwsReader {
     fn sts_audit(&self, region: &str, pod: &str) -> Option<AuditRecord> {
         self.audit_enabled().then(|| AuditRecord::new(region, Served::Pod(pod.to_string())))
     }
+}
+
+/// The grant in an STS answer (either call): its credentials, named by the assumed-role ARN STS
+/// returned (else the role asked for), and when they expire.
+fn grant(
+    creds: Option<sts::types::Credentials>,
+    user: Option<sts::types::AssumedRoleUser>,
+    role_arn: &str,
+) -> Result<WebIdentityGrant, errors::Failure> {
+    let creds = creds.ok_or_else(|| bad("the response carries no credentials"))?;
+    let assumed = user.map(|u| u.arn).unwrap_or_else(|| role_arn.to_string());
+    let expires = SystemTime::try_from(creds.expiration).ok();
+    let credentials =
+        AwsCredentials::fixed(&creds.access_key_id, &creds.secret_access_key, Some(&creds.session_token), &assumed);
+    Ok(WebIdentityGrant { credentials, assumed_role_arn: assumed, expires })
 }
 
 fn bad(reason: &str) -> errors::Failure {

@@ -3,6 +3,7 @@
 //! descriptors (`objectPath`, `filters`) with `maxObjects` and `--max-objects-per-mount`. Bad
 //! input and bounds fail the mount with a clear error and write nothing.
 
+use crate::mount::{put_secret, start};
 use crate::support::{Moto, Provider, attrs, mount_request};
 use csi_provider_aws::pb::MountResponse;
 use serde::Deserialize;
@@ -10,25 +11,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 const REGION: &str = "us-west-2";
-
-async fn start(extra: &[&str]) -> Option<(Moto, Provider)> {
-    let moto = Moto::start()?;
-    let mut args = vec!["--local-credentials"];
-    args.extend_from_slice(extra);
-    let provider = Provider::start(&moto.url(), &args);
-    Some((moto, provider))
-}
-
-async fn put_secret(moto: &Moto, name: &str, value: &str) -> String {
-    let sm = moto.sm(REGION);
-    match sm.create_secret().name(name).secret_string(value).send().await {
-        Ok(out) => out.version_id().unwrap_or_default().to_string(),
-        Err(_) => {
-            let out = sm.put_secret_value().secret_id(name).secret_string(value).send().await.expect("put");
-            out.version_id().unwrap_or_default().to_string()
-        }
-    }
-}
 
 async fn mount(provider: &Provider, target: &Path, objects: &str) -> Result<MountResponse, tonic::Status> {
     let mut client = provider.client().await;

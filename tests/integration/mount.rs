@@ -10,7 +10,7 @@ use std::path::Path;
 const REGION: &str = "us-west-2";
 
 /// Starts moto and a provider with local credentials, or skips.
-async fn start(extra: &[&str]) -> Option<(Moto, Provider)> {
+pub(crate) async fn start(extra: &[&str]) -> Option<(Moto, Provider)> {
     let moto = Moto::start()?;
     let mut args = vec!["--local-credentials"];
     args.extend_from_slice(extra);
@@ -18,7 +18,8 @@ async fn start(extra: &[&str]) -> Option<(Moto, Provider)> {
     Some((moto, provider))
 }
 
-async fn put_secret(moto: &Moto, name: &str, value: &str) -> String {
+/// Creates or rotates secret `name`; its new VersionId.
+pub(crate) async fn put_secret(moto: &Moto, name: &str, value: &str) -> String {
     let sm = moto.sm(REGION);
     match sm.create_secret().name(name).secret_string(value).send().await {
         Ok(out) => out.version_id().unwrap_or_default().to_string(),
