@@ -9,8 +9,8 @@
 //!   are deferred for a backoff that doubles on each throttle (1 s up to `backoff_max`, jittered
 //!   to 50–100 %) and ends at the first success. First mounts are not deferred by it.
 //! - **Re-syncs spend only what is there, and queue the rest.** With `--aws-budget API=RATE`,
-//!   each (scope, API) has a token bucket refilled at RATE per second, holding at most ten
-//!   seconds' worth and at least one token. A re-sync whose call finds a token goes now. One that
+//!   each (scope, API) has a token bucket refilled at RATE per second, holding at most one
+//!   second's worth and at least one token, started at a random phase. A re-sync whose call finds a token goes now. One that
 //!   does not reserves the next free slot (one every 1 / RATE seconds, first come first served)
 //!   and is answered from the cache (within `--stale-if-throttled`; else it fails and the pod
 //!   keeps its files); the fetcher makes the call in the background at that slot and caches the
@@ -18,7 +18,7 @@
 //!   reconciler's bursts, and no batch starves. A refresh is not queued more than `queue_max`
 //!   (30 min) ahead.
 //! - **First mounts go first, with a bounded wait.** A first mount always takes a token (into
-//!   debt, at most four buckets' worth), waits for it at most `max_wait`, and past that goes
+//!   debt, counted in full and repaid by re-syncs), waits for it at most `max_wait`, and past that goes
 //!   anyway: a pod is never held back longer by the budget, and never by queued re-syncs.
 //!
 use crate::clock::SharedClock;
@@ -100,12 +100,12 @@ pub struct Admission {
     pub turns: Vec<Turn>,
 }
 
-/// How long a bucket fills for: a node spends at most 10 seconds' worth at once, so that nodes
-/// whose reconcilers tick in the same second do not add up past the account's quota; the rest is
-/// spent by queued refreshes, one slot at a time.
-const BURST: Duration = Duration::from_secs(10);
-/// How far a lane may go into debt, in bucket capacities (first mounts past the budget).
-const DEBT: f64 = 4.0;
+/// How long a bucket fills for: a node saves at most one second's worth of its rate, and at least
+/// one call (at fleet scale a node's rate is far below one call a second, so it saves one call):
+/// nodes cannot save up bursts that they then spend in the same second; the rest is spent by
+/// queued refreshes, one slot at a time. Each lane starts with a random fraction of a token, so
+/// every node paces at its own phase.
+const BURST: Duration = Duration::from_secs(1);
 /// The most refreshes a lane queues (beyond, re-syncs are deferred without one).
 const MAX_WAITING: usize = 1024;
 /// A queued refresh still listed this long after its slot is forgotten (its task went away).
@@ -289,7 +289,6 @@ impl Budget {
         self.trim(&mut lanes, now);
         let mut admission = Admission::default();
         for call in calls {
-            let capacity = self.capacity(call.api);
             let rate = self.config.rate(call.api);
             let lane = self.lane(&mut lanes, scope, call.api, now);
             if priority == Priority::Resync {
@@ -303,9 +302,8 @@ impl Budget {
             admission.turns.push(Turn::Go);
             let Some(rate) = rate else { continue };
             let deficit = (1.0 - lane.tokens.max(0.0)).max(0.0);
-            if lane.tokens - 1.0 >= -DEBT * capacity {
-                lane.tokens -= 1.0;
-            }
+            // The debt of first mounts is counted in full: re-syncs repay it.
+            lane.tokens -= 1.0;
             if deficit > 0.0 {
                 self.stats.waits.get_or_create(&labels(call.api)).inc();
                 let wait = Duration::from_secs_f64((deficit / rate).min(self.config.max_wait.as_secs_f64()));
@@ -348,7 +346,7 @@ impl Budget {
         }
     }
 
-    /// The tokens a bucket holds at most: one poll interval's worth ([`BURST`]), at least one.
+    /// The tokens a bucket holds at most: one second's worth ([`BURST`]), at least one.
     fn capacity(&self, api: Api) -> f64 {
         self.config.rate(api).map_or(f64::INFINITY, |r| (r * BURST.as_secs_f64()).max(1.0))
     }
@@ -362,9 +360,13 @@ impl Budget {
         now: Instant,
     ) -> &'m mut Lane {
         let capacity = self.capacity(api);
-        let start = if capacity.is_finite() { capacity } else { 0.0 };
-        let lane = lanes.entry((scope.to_string(), api)).or_insert(Lane {
-            tokens: start,
+        let lane = lanes.entry((scope.to_string(), api)).or_insert_with(|| Lane {
+            // A full bucket less a random fraction of a token: this node's own phase.
+            tokens: if capacity.is_finite() {
+                (capacity - 1.0 + crate::sync::lock(&self.jitter).fraction()).max(0.0)
+            } else {
+                0.0
+            },
             at: now,
             backoff: Duration::ZERO,
             backoff_until: None,
@@ -453,15 +455,26 @@ mod tests {
         [PlannedCall { api: Api::GetParameters, items: vec![item] }]
     }
 
+    /// Fills the lane of `scope` (a lane starts at a random phase, less than one token): one
+    /// refresh queued and given up, then twice 1 / rate (0.005) for the bucket to fill.
+    fn fill(budget: &Budget, clock: &ManualClock, scope: &str) {
+        let warm = named("warm");
+        assert!(matches!(budget.admit(scope, &warm, Priority::Resync).turns[..], [Turn::Queue(_)]));
+        budget.refreshed(scope, &warm[0]);
+        clock.advance(Duration::from_secs(400));
+    }
+
     #[test]
     fn resyncs_spend_what_is_there_queue_the_rest_and_first_mounts_go_ahead_with_a_bounded_wait() {
         let clock = ManualClock::new();
         let budget = budget(0.005, &clock);
+        fill(&budget, &clock, "a/r");
         assert_eq!(budget.admit("a/r", &named("x"), Priority::Resync), turns(&[Turn::Go]), "a full bucket pays");
         let queued = budget.admit("a/r", &named("x"), Priority::Resync);
         assert_eq!(queued, turns(&[Turn::Queue(Duration::from_secs(200))]), "the next slot, 1 / rate away");
         assert_eq!(budget.admit("a/r", &named("x"), Priority::Resync), turns(&[Turn::Defer]), "already queued");
-        assert_eq!(budget.admit("b/r", &named("x"), Priority::Resync), turns(&[Turn::Go]), "another account");
+        let other = budget.admit("b/r", &named("x"), Priority::Resync);
+        assert_ne!(other, turns(&[Turn::Defer]), "another account: its own lane (at its own phase)");
         let first = budget.admit("a/r", &named("y"), Priority::First);
         assert_eq!(first, Admission { wait: Duration::from_secs(2), turns: vec![Turn::Go] }, "bounded by max_wait");
         let after = budget.admit("a/r", &named("z"), Priority::Resync);
@@ -489,6 +502,7 @@ mod tests {
             ..BudgetConfig::default()
         };
         let budget = Budget::new(config, clock.clone(), 7);
+        fill(&budget, &clock, "a/r");
         assert_eq!(budget.admit("a/r", &named("a"), Priority::Resync), turns(&[Turn::Go]));
         assert_eq!(budget.admit("a/r", &named("b"), Priority::Resync), turns(&[Turn::Queue(Duration::from_secs(200))]));
         assert_eq!(

@@ -80,6 +80,11 @@ where
         &self.aws
     }
 
+    /// The value cache.
+    pub fn cache(&self) -> &ValueCache {
+        &self.cache
+    }
+
     /// The budget's counters (metrics).
     pub fn budget(&self) -> &Budget {
         &self.budget
