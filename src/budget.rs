@@ -18,8 +18,13 @@
 //!   reconciler's bursts, and no batch starves. A refresh is not queued more than `queue_max`
 //!   (30 min) ahead.
 //! - **First mounts go first, with a bounded wait.** A first mount always takes a token (into
-//!   debt, counted in full and repaid by re-syncs), waits for it at most `max_wait`, and past that goes
-//!   anyway: a pod is never held back longer by the budget, and never by queued re-syncs.
+//!   debt, counted in full and repaid by re-syncs), waits for it at most `max_wait`, and past that
+//!   goes anyway: a pod is never held back longer by the budget, and never by queued re-syncs.
+//! - **A first mount's retry is budgeted.** A pod whose first mount AWS throttled (remembered per
+//!   lane until one attempt is answered) is retrying, not starting: its next attempt takes a token,
+//!   or the next one within `max_wait` (ahead of queued re-syncs), and is refused past that with a
+//!   retryable error (without a budget: refused while the scope backs off). Its genuinely first
+//!   attempt still goes ahead of re-syncs.
 //!
 use crate::clock::SharedClock;
 use crate::read::ReadItem;
@@ -89,6 +94,9 @@ pub enum Turn {
     Defer,
     /// Not now, but a refresh in the background after this wait (the token is reserved).
     Queue(Duration),
+    /// Not at all: a first mount's retry (AWS throttled its earlier attempt) found no budgeted
+    /// slot within `max_wait`, or the scope backs off without a budget; the pod retries.
+    Refuse,
 }
 
 /// What the budget decided for a read.
@@ -108,6 +116,10 @@ pub struct Admission {
 const BURST: Duration = Duration::from_secs(1);
 /// The most refreshes a lane queues (beyond, re-syncs are deferred without one).
 const MAX_WAITING: usize = 1024;
+/// The most pods a lane remembers as throttled on their first mount.
+const MAX_RETRYING: usize = 65_536;
+/// A pod throttled on its first mount is forgotten this long after (it went away).
+const RETRYING_FORGOTTEN: Duration = Duration::from_secs(1800);
 /// A queued refresh still listed this long after its slot is forgotten (its task went away).
 const WAITING_FORGOTTEN: Duration = Duration::from_secs(600);
 
@@ -224,6 +236,9 @@ struct Lane {
     backoff_until: Option<Instant>,
     /// Queued refreshes: the call's key and its slot.
     waiting: HashMap<u64, Instant>,
+    /// Pods whose first mount AWS (or this budget) throttled, and when: their retries are
+    /// budgeted.
+    retrying: HashMap<String, Instant>,
 }
 
 /// What identifies a re-sync's call in the waiting room: the items it reads.
@@ -282,8 +297,17 @@ impl Budget {
     }
 
     /// Admits the calls of one read in `scope`: a turn for each call (in order) and, for a first
-    /// mount, the wait before calling (bounded by `max_wait`).
+    /// mount, the wait before calling (bounded by `max_wait`); no pod is named, so no retry.
+    #[cfg(test)]
     pub fn admit(&self, scope: &str, calls: &[PlannedCall], priority: Priority) -> Admission {
+        self.admit_pod(scope, "", calls, priority)
+    }
+
+    /// [`Budget::admit`] for `pod`: a first mount of a pod that AWS (or this budget) throttled
+    /// before is a retry, not a new pod starting: it takes a budgeted slot (a token, or the next
+    /// one within `max_wait`, ahead of queued re-syncs), and is refused past that (and, without a
+    /// budget, while the scope backs off). A pod's genuinely first attempt goes ahead.
+    pub fn admit_pod(&self, scope: &str, pod: &str, calls: &[PlannedCall], priority: Priority) -> Admission {
         let now = self.clock.now();
         let mut lanes = crate::sync::lock(&self.lanes);
         self.trim(&mut lanes, now);
@@ -294,6 +318,31 @@ impl Budget {
             if priority == Priority::Resync {
                 let turn = lane.resync_turn(call, rate, self.config.queue_max, now);
                 if turn != Turn::Go {
+                    self.stats.deferred.get_or_create(&labels(call.api)).inc();
+                }
+                admission.turns.push(turn);
+                continue;
+            }
+            lane.retrying.retain(|_, at| now < *at + RETRYING_FORGOTTEN);
+            let backing_off = lane.backoff_until.is_some_and(|until| now < until);
+            if !pod.is_empty() && lane.retrying.contains_key(pod) {
+                let turn = match rate {
+                    None if backing_off => Turn::Refuse,
+                    None => Turn::Go,
+                    Some(rate) => {
+                        // Queued re-syncs' reservations do not count: first mounts go ahead of them.
+                        let free = lane.tokens + lane.waiting.len() as f64;
+                        let wait = Duration::from_secs_f64(((1.0 - free) / rate).max(0.0));
+                        if wait <= self.config.max_wait {
+                            lane.tokens -= 1.0;
+                            admission.wait = admission.wait.max(wait);
+                            Turn::Go
+                        } else {
+                            Turn::Refuse
+                        }
+                    }
+                };
+                if turn == Turn::Refuse {
                     self.stats.deferred.get_or_create(&labels(call.api)).inc();
                 }
                 admission.turns.push(turn);
@@ -311,6 +360,28 @@ impl Budget {
             }
         }
         admission
+    }
+
+    /// AWS throttled (or this budget refused) `pod`'s first mount of `api` in `scope`: its
+    /// retries are budgeted until one succeeds.
+    pub fn first_mount_throttled(&self, scope: &str, pod: &str, api: Api) {
+        if pod.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        let mut lanes = crate::sync::lock(&self.lanes);
+        let lane = self.lane(&mut lanes, scope, api, now);
+        if lane.retrying.len() < MAX_RETRYING || lane.retrying.contains_key(pod) {
+            lane.retrying.insert(pod.to_string(), now);
+        }
+    }
+
+    /// `pod`'s first mount of `api` in `scope` was answered: it is no longer a retry.
+    pub fn first_mount_answered(&self, scope: &str, pod: &str, api: Api) {
+        let mut lanes = crate::sync::lock(&self.lanes);
+        if let Some(lane) = lanes.get_mut(&(scope.to_string(), api)) {
+            lane.retrying.remove(pod);
+        }
     }
 
     /// A queued refresh of `call` in `scope` was made (or given up): it leaves the queue.
@@ -371,6 +442,7 @@ impl Budget {
             backoff: Duration::ZERO,
             backoff_until: None,
             waiting: HashMap::new(),
+            retrying: HashMap::new(),
         });
         if let Some(rate) = self.config.rate(api) {
             let elapsed = now.saturating_duration_since(lane.at).as_secs_f64();
@@ -386,7 +458,10 @@ impl Budget {
             return;
         }
         lanes.retain(|_, lane| {
-            lane.backoff_until.is_some_and(|until| now < until) || lane.tokens < 0.0 || !lane.waiting.is_empty()
+            lane.backoff_until.is_some_and(|until| now < until)
+                || lane.tokens < 0.0
+                || !lane.waiting.is_empty()
+                || !lane.retrying.is_empty()
         });
         if lanes.len() >= MAX_LANES {
             lanes.clear();
@@ -491,6 +566,34 @@ mod tests {
             turns(&[Turn::Go]),
             "no rate, no limit"
         );
+    }
+
+    #[test]
+    fn a_first_mount_retry_takes_a_budgeted_slot_or_is_refused() {
+        let clock = ManualClock::new();
+        let budget = budget(0.005, &clock);
+        fill(&budget, &clock, "a/r");
+        let go = Admission { wait: Duration::ZERO, turns: vec![Turn::Go] };
+        assert_eq!(budget.admit_pod("a/r", "p1", &named("x"), Priority::First), go, "a genuinely first attempt");
+        budget.first_mount_throttled("a/r", "p1", Api::GetParameters);
+        assert_eq!(
+            budget.admit_pod("a/r", "p1", &named("x"), Priority::First),
+            turns(&[Turn::Refuse]),
+            "its retry finds no slot within max_wait (2 s)"
+        );
+        assert_eq!(budget.admit_pod("a/r", "p2", &named("y"), Priority::First).turns, vec![Turn::Go], "another pod");
+        clock.advance(Duration::from_secs(399));
+        let waited = budget.admit_pod("a/r", "p1", &named("x"), Priority::First);
+        assert_eq!(waited.turns, vec![Turn::Go], "the next slot, within max_wait");
+        assert!(waited.wait > Duration::ZERO && waited.wait <= Duration::from_secs(2), "{waited:?}");
+        budget.first_mount_answered("a/r", "p1", Api::GetParameters);
+        let first = budget.admit_pod("a/r", "p1", &named("x"), Priority::First);
+        assert_eq!(first.turns, vec![Turn::Go], "answered: no longer a retry");
+        let unbudgeted = Budget::new(BudgetConfig::default(), clock.clone(), 7);
+        unbudgeted.first_mount_throttled("a/r", "p1", Api::GetParameters);
+        unbudgeted.throttled("a/r", Api::GetParameters);
+        assert_eq!(unbudgeted.admit_pod("a/r", "p1", &named("x"), Priority::First), turns(&[Turn::Refuse]));
+        assert_eq!(unbudgeted.admit_pod("a/r", "p3", &named("x"), Priority::First), go, "a new pod goes");
     }
 
     #[test]

@@ -163,15 +163,17 @@ where
     ) -> Answers {
         let plan = self.aws.plan(scope.identity, items);
         let budget_scope = crate::budget::scope_of(scope.identity, scope.route.region);
-        let admission = self.budget.admit(&budget_scope, &plan, priority);
+        let admission = self.budget.admit_pod(&budget_scope, scope.pod, &plan, priority);
         if !admission.wait.is_zero() {
             tokio::time::sleep(admission.wait).await;
         }
         let mut go: Vec<&PlannedCall> = Vec::new();
         let mut not_now: Vec<&PlannedCall> = Vec::new();
+        let mut refused: Vec<&PlannedCall> = Vec::new();
         for (call, turn) in plan.iter().zip(&admission.turns) {
             match turn {
                 Turn::Go => go.push(call),
+                Turn::Refuse => refused.push(call),
                 Turn::Defer => not_now.push(call),
                 Turn::Queue(wait) => {
                     not_now.push(call);
@@ -184,6 +186,9 @@ where
         for call in not_now {
             answers.extend(deferred(&call.items, scope.route.region, call.api));
         }
+        for call in refused {
+            answers.extend(refused_retry(&call.items, scope.route.region, call.api));
+        }
         for call in go {
             let throttled = call
                 .items
@@ -191,8 +196,14 @@ where
                 .any(|i| matches!(answers.get(i, scope.route.region), Err(e) if e.code == ErrorCode::Throttled));
             if throttled {
                 self.budget.throttled(&budget_scope, call.api);
+                if priority == Priority::First {
+                    self.budget.first_mount_throttled(&budget_scope, scope.pod, call.api);
+                }
             } else {
                 self.budget.succeeded(&budget_scope, call.api);
+                if priority == Priority::First {
+                    self.budget.first_mount_answered(&budget_scope, scope.pod, call.api);
+                }
             }
         }
         answers
@@ -286,6 +297,18 @@ where
 fn deferred(items: &[ReadItem], region: &str, api: crate::budget::Api) -> Vec<(ReadItem, ReadResult)> {
     let reason = format!(
         "not read now: this node's AWS budget for {} is spent or backing off after throttling (--aws-budget); the pod keeps its files and the driver asks again at its next poll",
+        api.as_str()
+    );
+    items
+        .iter()
+        .map(|i| (i.clone(), Err(FetchError::new(i, region, ErrorCode::Throttled, None, reason.clone()))))
+        .collect()
+}
+
+/// Every item answered `Throttled`: a first mount's retry found no budgeted slot.
+fn refused_retry(items: &[ReadItem], region: &str, api: crate::budget::Api) -> Vec<(ReadItem, ReadResult)> {
+    let reason = format!(
+        "not read now: AWS throttled this pod's earlier attempt, and this node's AWS budget for {} has no slot within --aws-budget-max-wait (or it backs off after throttling); retryable: the kubelet retries the mount",
         api.as_str()
     );
     items
