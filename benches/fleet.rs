@@ -8,6 +8,7 @@
 //!   cargo bench --bench fleet -- 5000 budget   # one configuration
 //!   FLEET_QUOTAS=higher cargo bench --bench fleet -- 5000 budget   # Parameter Store higher throughput
 //!   cargo bench --bench fleet -- 1000 cold     # every node and pod starting at once: drain time
+//!   FLEET_HEADROOM=0.9 cargo bench --bench fleet -- 5000 budget   # another fleet.budgetHeadroom
 //!   FLEET_AWS_BURST=10 cargo bench --bench fleet -- 1000   # AWS buckets of 10 s of quota (default 1)
 //!
 //! The steady-state rows start from a running fleet: every pod mounted, every cache warm with
@@ -18,7 +19,7 @@ use csi_provider_aws::fleet::aws::Quotas;
 use csi_provider_aws::fleet::{FleetConfig, FleetReport, go};
 use std::fmt::Write as _;
 
-/// The budget's headroom: the chart's `fleet.budgetHeadroom`.
+/// The budget's headroom: the chart's `fleet.budgetHeadroom` (`FLEET_HEADROOM` overrides it).
 const HEADROOM: f64 = 0.8;
 
 fn run(config: FleetConfig) -> FleetReport {
@@ -94,6 +95,7 @@ fn main() {
         Some(n) => vec![n],
         None => vec![100, 1000, 5000],
     };
+    let headroom = std::env::var("FLEET_HEADROOM").ok().and_then(|h| h.parse::<f64>().ok()).unwrap_or(HEADROOM);
     let burst = std::env::var("FLEET_AWS_BURST").ok().and_then(|b| b.parse::<f64>().ok()).unwrap_or(1.0);
     let cold = args.get(1).map(String::as_str) == Some("cold");
     let modes: Vec<bool> = match args.get(1).map(String::as_str) {
@@ -116,7 +118,7 @@ fn main() {
         };
         if cold {
             for budget in [false, true] {
-                let config = if budget { base.clone().with_budget(HEADROOM) } else { base.clone() };
+                let config = if budget { base.clone().with_budget(headroom) } else { base.clone() };
                 let r = run(config);
                 eprintln!("{r:?}");
                 let drain = r.cold_drain.map_or(
@@ -137,9 +139,9 @@ fn main() {
         }
         go_row(&mut out, n, &base);
         for &budget in &modes {
-            let config = if budget { base.clone().with_budget(HEADROOM) } else { base.clone() };
+            let config = if budget { base.clone().with_budget(headroom) } else { base.clone() };
             let label = if budget {
-                format!("ours, --aws-budget ({HEADROOM} × quota / {n})")
+                format!("ours, --aws-budget ({headroom} × quota / {n})")
             } else {
                 "ours, defaults (no budget)".into()
             };
