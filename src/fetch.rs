@@ -114,6 +114,7 @@ where
         };
         let mut answers = Answers::default();
         let mut stale = 0usize;
+        let (mut throttled, mut answered) = (Vec::new(), Vec::new());
         for (key, source) in sources {
             let item = key.item.clone();
             let result = match source {
@@ -121,8 +122,15 @@ where
                 Source::Lead(tx) => self.publish(tx, key, &read, started, &mut stale),
                 Source::Follow(rx) => self.follow(rx, scope, &key.item).await,
             };
+            if priority == Priority::First {
+                match &result {
+                    Err(e) if e.code == ErrorCode::Throttled => throttled.push(item.clone()),
+                    _ => answered.push(item.clone()),
+                }
+            }
             answers.insert(item, result);
         }
+        self.first_mount_outcome(scope, &throttled, &answered);
         if stale > 0 {
             tracing::warn!(
                 objects = stale,
@@ -150,6 +158,26 @@ where
         scope.requesters.add(&key.item.name, pod);
         inflight.insert(key.clone(), (rx, scope.requesters.clone()));
         Source::Lead(tx)
+    }
+
+    /// A first mount's outcome, per API, for every pod that asked (the leader of a coalesced read
+    /// and its followers alike): throttled items make its retries budgeted; answered ones end it.
+    fn first_mount_outcome(
+        &self,
+        scope: &ReadScope<'_, R::Credentials>,
+        throttled: &[ReadItem],
+        answered: &[ReadItem],
+    ) {
+        if throttled.is_empty() && answered.is_empty() {
+            return;
+        }
+        let budget_scope = crate::budget::scope_of(scope.identity, scope.route.region);
+        for call in self.aws.plan(scope.identity, answered) {
+            self.budget.first_mount_answered(&budget_scope, scope.pod, call.api);
+        }
+        for call in self.aws.plan(scope.identity, throttled) {
+            self.budget.first_mount_throttled(&budget_scope, scope.pod, call.api);
+        }
     }
 
     /// Reads `items` once the budget admits them: now, after a bounded wait (a first mount), or
@@ -196,14 +224,8 @@ where
                 .any(|i| matches!(answers.get(i, scope.route.region), Err(e) if e.code == ErrorCode::Throttled));
             if throttled {
                 self.budget.throttled(&budget_scope, call.api);
-                if priority == Priority::First {
-                    self.budget.first_mount_throttled(&budget_scope, scope.pod, call.api);
-                }
             } else {
                 self.budget.succeeded(&budget_scope, call.api);
-                if priority == Priority::First {
-                    self.budget.first_mount_answered(&budget_scope, scope.pod, call.api);
-                }
             }
         }
         answers
