@@ -160,8 +160,9 @@ where
         Source::Lead(tx)
     }
 
-    /// A first mount's outcome, per API, for every pod that asked (the leader of a coalesced read
-    /// and its followers alike): throttled items make its retries budgeted; answered ones end it.
+    /// A first mount's outcome for every pod that asked (the leader of a coalesced read and its
+    /// followers alike): if any item was throttled, its retries are budgeted for every API it
+    /// reads; once every item is answered, that ends.
     fn first_mount_outcome(
         &self,
         scope: &ReadScope<'_, R::Credentials>,
@@ -172,10 +173,16 @@ where
             return;
         }
         let budget_scope = crate::budget::scope_of(scope.identity, scope.route.region);
-        for call in self.aws.plan(scope.identity, answered) {
-            self.budget.first_mount_answered(&budget_scope, scope.pod, call.api);
+        if throttled.is_empty() {
+            for call in self.aws.plan(scope.identity, answered) {
+                self.budget.first_mount_answered(&budget_scope, scope.pod, call.api);
+            }
+            return;
         }
-        for call in self.aws.plan(scope.identity, throttled) {
+        // The mount failed: every API it reads stays a retry (an API answered this time would
+        // otherwise go ahead unbudgeted on the next attempt, once its cached answer expired).
+        let all: Vec<ReadItem> = throttled.iter().chain(answered).cloned().collect();
+        for call in self.aws.plan(scope.identity, &all) {
             self.budget.first_mount_throttled(&budget_scope, scope.pod, call.api);
         }
     }
