@@ -7,12 +7,19 @@
 //!   cargo bench --bench fleet                  # the table (a few minutes)
 //!   cargo bench --bench fleet -- 5000 budget   # one configuration
 //!   FLEET_QUOTAS=higher cargo bench --bench fleet -- 5000 budget   # Parameter Store higher throughput
+//!   cargo bench --bench fleet -- 1000 cold     # every node and pod starting at once: drain time
+//!   FLEET_HEADROOM=0.9 cargo bench --bench fleet -- 5000 budget   # another fleet.budgetHeadroom
+//!   FLEET_AWS_BURST=10 cargo bench --bench fleet -- 1000   # AWS buckets of 10 s of quota (default 1)
+//!
+//! The steady-state rows start from a running fleet: every pod mounted, every cache warm with
+//! values aged evenly across the TTL, each node's reconciler at its own phase; measured from the
+//! first simulated second to the end, less the rollout window (its 5 minutes and one poll).
 
 use csi_provider_aws::fleet::aws::Quotas;
 use csi_provider_aws::fleet::{FleetConfig, FleetReport, go};
 use std::fmt::Write as _;
 
-/// The budget's headroom: the chart's `fleet.budgetHeadroom`.
+/// The budget's headroom: the chart's `fleet.budgetHeadroom` (`FLEET_HEADROOM` overrides it).
 const HEADROOM: f64 = 0.8;
 
 fn run(config: FleetConfig) -> FleetReport {
@@ -88,6 +95,9 @@ fn main() {
         Some(n) => vec![n],
         None => vec![100, 1000, 5000],
     };
+    let headroom = std::env::var("FLEET_HEADROOM").ok().and_then(|h| h.parse::<f64>().ok()).unwrap_or(HEADROOM);
+    let burst = std::env::var("FLEET_AWS_BURST").ok().and_then(|b| b.parse::<f64>().ok()).unwrap_or(1.0);
+    let cold = args.get(1).map(String::as_str) == Some("cold");
     let modes: Vec<bool> = match args.get(1).map(String::as_str) {
         Some("budget") => vec![true],
         Some("defaults") => vec![false],
@@ -100,12 +110,38 @@ fn main() {
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
     for &n in &nodes {
-        let base = FleetConfig { quotas: quotas.clone(), ..FleetConfig::issue(n) };
+        let base = FleetConfig {
+            quotas: quotas.clone(),
+            aws_burst: std::time::Duration::from_secs_f64(burst),
+            cold_start: cold,
+            ..FleetConfig::issue(n)
+        };
+        if cold {
+            for budget in [false, true] {
+                let config = if budget { base.clone().with_budget(headroom) } else { base.clone() };
+                let r = run(config);
+                eprintln!("{r:?}");
+                let drain = r.cold_drain.map_or(
+                    format!("> {} ({} of {} pods)", secs(r.simulated), r.cold_mounted, n * base.pods_per_node),
+                    secs,
+                );
+                let _ = writeln!(
+                    out,
+                    "| {n} | cold start, {} | drain {drain} (R / Q {}) | throttled in the warm-up {} | wall {} |",
+                    if budget { "--aws-budget" } else { "defaults" },
+                    secs(r.refresh_floor),
+                    r.warmup_throttled,
+                    secs(r.wall),
+                );
+                println!("{}", out.lines().last().unwrap_or_default());
+            }
+            continue;
+        }
         go_row(&mut out, n, &base);
         for &budget in &modes {
-            let config = if budget { base.clone().with_budget(HEADROOM) } else { base.clone() };
+            let config = if budget { base.clone().with_budget(headroom) } else { base.clone() };
             let label = if budget {
-                format!("ours, --aws-budget ({HEADROOM} × quota / {n})")
+                format!("ours, --aws-budget ({headroom} × quota / {n})")
             } else {
                 "ours, defaults (no budget)".into()
             };

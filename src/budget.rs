@@ -9,8 +9,8 @@
 //!   are deferred for a backoff that doubles on each throttle (1 s up to `backoff_max`, jittered
 //!   to 50–100 %) and ends at the first success. First mounts are not deferred by it.
 //! - **Re-syncs spend only what is there, and queue the rest.** With `--aws-budget API=RATE`,
-//!   each (scope, API) has a token bucket refilled at RATE per second, holding at most ten
-//!   seconds' worth and at least one token. A re-sync whose call finds a token goes now. One that
+//!   each (scope, API) has a token bucket refilled at RATE per second, holding at most one
+//!   second's worth and at least one token, started at a random phase. A re-sync whose call finds a token goes now. One that
 //!   does not reserves the next free slot (one every 1 / RATE seconds, first come first served)
 //!   and is answered from the cache (within `--stale-if-throttled`; else it fails and the pod
 //!   keeps its files); the fetcher makes the call in the background at that slot and caches the
@@ -18,8 +18,13 @@
 //!   reconciler's bursts, and no batch starves. A refresh is not queued more than `queue_max`
 //!   (30 min) ahead.
 //! - **First mounts go first, with a bounded wait.** A first mount always takes a token (into
-//!   debt, at most four buckets' worth), waits for it at most `max_wait`, and past that goes
-//!   anyway: a pod is never held back longer by the budget, and never by queued re-syncs.
+//!   debt, counted in full and repaid by re-syncs), waits for it at most `max_wait`, and past that
+//!   goes anyway: a pod is never held back longer by the budget, and never by queued re-syncs.
+//! - **A first mount's retry is budgeted.** A pod whose first mount AWS throttled (remembered per
+//!   lane until one attempt is answered) is retrying, not starting: its next attempt takes a token,
+//!   or the next one within `max_wait` (ahead of queued re-syncs), and is refused past that with a
+//!   retryable error (without a budget: refused while the scope backs off). Its genuinely first
+//!   attempt still goes ahead of re-syncs.
 //!
 use crate::clock::SharedClock;
 use crate::read::ReadItem;
@@ -89,6 +94,9 @@ pub enum Turn {
     Defer,
     /// Not now, but a refresh in the background after this wait (the token is reserved).
     Queue(Duration),
+    /// Not at all: a first mount's retry (AWS throttled its earlier attempt) found no budgeted
+    /// slot within `max_wait`, or the scope backs off without a budget; the pod retries.
+    Refuse,
 }
 
 /// What the budget decided for a read.
@@ -100,14 +108,18 @@ pub struct Admission {
     pub turns: Vec<Turn>,
 }
 
-/// How long a bucket fills for: a node spends at most 10 seconds' worth at once, so that nodes
-/// whose reconcilers tick in the same second do not add up past the account's quota; the rest is
-/// spent by queued refreshes, one slot at a time.
-const BURST: Duration = Duration::from_secs(10);
-/// How far a lane may go into debt, in bucket capacities (first mounts past the budget).
-const DEBT: f64 = 4.0;
+/// How long a bucket fills for: a node saves at most one second's worth of its rate, and at least
+/// one call (at fleet scale a node's rate is far below one call a second, so it saves one call):
+/// nodes cannot save up bursts that they then spend in the same second; the rest is spent by
+/// queued refreshes, one slot at a time. Each lane starts with a random fraction of a token, so
+/// every node paces at its own phase.
+const BURST: Duration = Duration::from_secs(1);
 /// The most refreshes a lane queues (beyond, re-syncs are deferred without one).
 const MAX_WAITING: usize = 1024;
+/// The most pods a lane remembers as throttled on their first mount.
+const MAX_RETRYING: usize = 65_536;
+/// A pod throttled on its first mount is forgotten this long after (it went away).
+const RETRYING_FORGOTTEN: Duration = Duration::from_secs(1800);
 /// A queued refresh still listed this long after its slot is forgotten (its task went away).
 const WAITING_FORGOTTEN: Duration = Duration::from_secs(600);
 
@@ -224,6 +236,9 @@ struct Lane {
     backoff_until: Option<Instant>,
     /// Queued refreshes: the call's key and its slot.
     waiting: HashMap<u64, Instant>,
+    /// Pods whose first mount AWS (or this budget) throttled, and when: their retries are
+    /// budgeted.
+    retrying: HashMap<String, Instant>,
 }
 
 /// What identifies a re-sync's call in the waiting room: the items it reads.
@@ -282,14 +297,22 @@ impl Budget {
     }
 
     /// Admits the calls of one read in `scope`: a turn for each call (in order) and, for a first
-    /// mount, the wait before calling (bounded by `max_wait`).
+    /// mount, the wait before calling (bounded by `max_wait`); no pod is named, so no retry.
+    #[cfg(test)]
     pub fn admit(&self, scope: &str, calls: &[PlannedCall], priority: Priority) -> Admission {
+        self.admit_pod(scope, "", calls, priority)
+    }
+
+    /// [`Budget::admit`] for `pod`: a first mount of a pod that AWS (or this budget) throttled
+    /// before is a retry, not a new pod starting: it takes a budgeted slot (a token, or the next
+    /// one within `max_wait`, ahead of queued re-syncs), and is refused past that (and, without a
+    /// budget, while the scope backs off). A pod's genuinely first attempt goes ahead.
+    pub fn admit_pod(&self, scope: &str, pod: &str, calls: &[PlannedCall], priority: Priority) -> Admission {
         let now = self.clock.now();
         let mut lanes = crate::sync::lock(&self.lanes);
         self.trim(&mut lanes, now);
         let mut admission = Admission::default();
         for call in calls {
-            let capacity = self.capacity(call.api);
             let rate = self.config.rate(call.api);
             let lane = self.lane(&mut lanes, scope, call.api, now);
             if priority == Priority::Resync {
@@ -300,12 +323,36 @@ impl Budget {
                 admission.turns.push(turn);
                 continue;
             }
+            lane.retrying.retain(|_, at| now < *at + RETRYING_FORGOTTEN);
+            let backing_off = lane.backoff_until.is_some_and(|until| now < until);
+            if !pod.is_empty() && lane.retrying.contains_key(pod) {
+                let turn = match rate {
+                    None if backing_off => Turn::Refuse,
+                    None => Turn::Go,
+                    Some(rate) => {
+                        // Queued re-syncs' reservations do not count: first mounts go ahead of them.
+                        let free = lane.tokens + lane.waiting.len() as f64;
+                        let wait = Duration::from_secs_f64(((1.0 - free) / rate).max(0.0));
+                        if wait <= self.config.max_wait {
+                            lane.tokens -= 1.0;
+                            admission.wait = admission.wait.max(wait);
+                            Turn::Go
+                        } else {
+                            Turn::Refuse
+                        }
+                    }
+                };
+                if turn == Turn::Refuse {
+                    self.stats.deferred.get_or_create(&labels(call.api)).inc();
+                }
+                admission.turns.push(turn);
+                continue;
+            }
             admission.turns.push(Turn::Go);
             let Some(rate) = rate else { continue };
             let deficit = (1.0 - lane.tokens.max(0.0)).max(0.0);
-            if lane.tokens - 1.0 >= -DEBT * capacity {
-                lane.tokens -= 1.0;
-            }
+            // The debt of first mounts is counted in full: re-syncs repay it.
+            lane.tokens -= 1.0;
             if deficit > 0.0 {
                 self.stats.waits.get_or_create(&labels(call.api)).inc();
                 let wait = Duration::from_secs_f64((deficit / rate).min(self.config.max_wait.as_secs_f64()));
@@ -313,6 +360,28 @@ impl Budget {
             }
         }
         admission
+    }
+
+    /// AWS throttled (or this budget refused) `pod`'s first mount of `api` in `scope`: its
+    /// retries are budgeted until one succeeds.
+    pub fn first_mount_throttled(&self, scope: &str, pod: &str, api: Api) {
+        if pod.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        let mut lanes = crate::sync::lock(&self.lanes);
+        let lane = self.lane(&mut lanes, scope, api, now);
+        if lane.retrying.len() < MAX_RETRYING || lane.retrying.contains_key(pod) {
+            lane.retrying.insert(pod.to_string(), now);
+        }
+    }
+
+    /// `pod`'s first mount of `api` in `scope` was answered: it is no longer a retry.
+    pub fn first_mount_answered(&self, scope: &str, pod: &str, api: Api) {
+        let mut lanes = crate::sync::lock(&self.lanes);
+        if let Some(lane) = lanes.get_mut(&(scope.to_string(), api)) {
+            lane.retrying.remove(pod);
+        }
     }
 
     /// A queued refresh of `call` in `scope` was made (or given up): it leaves the queue.
@@ -348,7 +417,7 @@ impl Budget {
         }
     }
 
-    /// The tokens a bucket holds at most: one poll interval's worth ([`BURST`]), at least one.
+    /// The tokens a bucket holds at most: one second's worth ([`BURST`]), at least one.
     fn capacity(&self, api: Api) -> f64 {
         self.config.rate(api).map_or(f64::INFINITY, |r| (r * BURST.as_secs_f64()).max(1.0))
     }
@@ -362,13 +431,18 @@ impl Budget {
         now: Instant,
     ) -> &'m mut Lane {
         let capacity = self.capacity(api);
-        let start = if capacity.is_finite() { capacity } else { 0.0 };
-        let lane = lanes.entry((scope.to_string(), api)).or_insert(Lane {
-            tokens: start,
+        let lane = lanes.entry((scope.to_string(), api)).or_insert_with(|| Lane {
+            // A full bucket less a random fraction of a token: this node's own phase.
+            tokens: if capacity.is_finite() {
+                (capacity - 1.0 + crate::sync::lock(&self.jitter).fraction()).max(0.0)
+            } else {
+                0.0
+            },
             at: now,
             backoff: Duration::ZERO,
             backoff_until: None,
             waiting: HashMap::new(),
+            retrying: HashMap::new(),
         });
         if let Some(rate) = self.config.rate(api) {
             let elapsed = now.saturating_duration_since(lane.at).as_secs_f64();
@@ -384,7 +458,10 @@ impl Budget {
             return;
         }
         lanes.retain(|_, lane| {
-            lane.backoff_until.is_some_and(|until| now < until) || lane.tokens < 0.0 || !lane.waiting.is_empty()
+            lane.backoff_until.is_some_and(|until| now < until)
+                || lane.tokens < 0.0
+                || !lane.waiting.is_empty()
+                || !lane.retrying.is_empty()
         });
         if lanes.len() >= MAX_LANES {
             lanes.clear();
@@ -453,15 +530,26 @@ mod tests {
         [PlannedCall { api: Api::GetParameters, items: vec![item] }]
     }
 
+    /// Fills the lane of `scope` (a lane starts at a random phase, less than one token): one
+    /// refresh queued and given up, then twice 1 / rate (0.005) for the bucket to fill.
+    fn fill(budget: &Budget, clock: &ManualClock, scope: &str) {
+        let warm = named("warm");
+        assert!(matches!(budget.admit(scope, &warm, Priority::Resync).turns[..], [Turn::Queue(_)]));
+        budget.refreshed(scope, &warm[0]);
+        clock.advance(Duration::from_secs(400));
+    }
+
     #[test]
     fn resyncs_spend_what_is_there_queue_the_rest_and_first_mounts_go_ahead_with_a_bounded_wait() {
         let clock = ManualClock::new();
         let budget = budget(0.005, &clock);
+        fill(&budget, &clock, "a/r");
         assert_eq!(budget.admit("a/r", &named("x"), Priority::Resync), turns(&[Turn::Go]), "a full bucket pays");
         let queued = budget.admit("a/r", &named("x"), Priority::Resync);
         assert_eq!(queued, turns(&[Turn::Queue(Duration::from_secs(200))]), "the next slot, 1 / rate away");
         assert_eq!(budget.admit("a/r", &named("x"), Priority::Resync), turns(&[Turn::Defer]), "already queued");
-        assert_eq!(budget.admit("b/r", &named("x"), Priority::Resync), turns(&[Turn::Go]), "another account");
+        let other = budget.admit("b/r", &named("x"), Priority::Resync);
+        assert_ne!(other, turns(&[Turn::Defer]), "another account: its own lane (at its own phase)");
         let first = budget.admit("a/r", &named("y"), Priority::First);
         assert_eq!(first, Admission { wait: Duration::from_secs(2), turns: vec![Turn::Go] }, "bounded by max_wait");
         let after = budget.admit("a/r", &named("z"), Priority::Resync);
@@ -481,6 +569,34 @@ mod tests {
     }
 
     #[test]
+    fn a_first_mount_retry_takes_a_budgeted_slot_or_is_refused() {
+        let clock = ManualClock::new();
+        let budget = budget(0.005, &clock);
+        fill(&budget, &clock, "a/r");
+        let go = Admission { wait: Duration::ZERO, turns: vec![Turn::Go] };
+        assert_eq!(budget.admit_pod("a/r", "p1", &named("x"), Priority::First), go, "a genuinely first attempt");
+        budget.first_mount_throttled("a/r", "p1", Api::GetParameters);
+        assert_eq!(
+            budget.admit_pod("a/r", "p1", &named("x"), Priority::First),
+            turns(&[Turn::Refuse]),
+            "its retry finds no slot within max_wait (2 s)"
+        );
+        assert_eq!(budget.admit_pod("a/r", "p2", &named("y"), Priority::First).turns, vec![Turn::Go], "another pod");
+        clock.advance(Duration::from_secs(399));
+        let waited = budget.admit_pod("a/r", "p1", &named("x"), Priority::First);
+        assert_eq!(waited.turns, vec![Turn::Go], "the next slot, within max_wait");
+        assert!(waited.wait > Duration::ZERO && waited.wait <= Duration::from_secs(2), "{waited:?}");
+        budget.first_mount_answered("a/r", "p1", Api::GetParameters);
+        let first = budget.admit_pod("a/r", "p1", &named("x"), Priority::First);
+        assert_eq!(first.turns, vec![Turn::Go], "answered: no longer a retry");
+        let unbudgeted = Budget::new(BudgetConfig::default(), clock.clone(), 7);
+        unbudgeted.first_mount_throttled("a/r", "p1", Api::GetParameters);
+        unbudgeted.throttled("a/r", Api::GetParameters);
+        assert_eq!(unbudgeted.admit_pod("a/r", "p1", &named("x"), Priority::First), turns(&[Turn::Refuse]));
+        assert_eq!(unbudgeted.admit_pod("a/r", "p3", &named("x"), Priority::First), go, "a new pod goes");
+    }
+
+    #[test]
     fn a_refresh_is_not_queued_past_queue_max() {
         let clock = ManualClock::new();
         let config = BudgetConfig {
@@ -489,6 +605,7 @@ mod tests {
             ..BudgetConfig::default()
         };
         let budget = Budget::new(config, clock.clone(), 7);
+        fill(&budget, &clock, "a/r");
         assert_eq!(budget.admit("a/r", &named("a"), Priority::Resync), turns(&[Turn::Go]));
         assert_eq!(budget.admit("a/r", &named("b"), Priority::Resync), turns(&[Turn::Queue(Duration::from_secs(200))]));
         assert_eq!(

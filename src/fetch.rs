@@ -80,6 +80,11 @@ where
         &self.aws
     }
 
+    /// The value cache.
+    pub fn cache(&self) -> &ValueCache {
+        &self.cache
+    }
+
     /// The budget's counters (metrics).
     pub fn budget(&self) -> &Budget {
         &self.budget
@@ -109,6 +114,7 @@ where
         };
         let mut answers = Answers::default();
         let mut stale = 0usize;
+        let (mut throttled, mut answered) = (Vec::new(), Vec::new());
         for (key, source) in sources {
             let item = key.item.clone();
             let result = match source {
@@ -116,8 +122,15 @@ where
                 Source::Lead(tx) => self.publish(tx, key, &read, started, &mut stale),
                 Source::Follow(rx) => self.follow(rx, scope, &key.item).await,
             };
+            if priority == Priority::First {
+                match &result {
+                    Err(e) if e.code == ErrorCode::Throttled => throttled.push(item.clone()),
+                    _ => answered.push(item.clone()),
+                }
+            }
             answers.insert(item, result);
         }
+        self.first_mount_outcome(scope, &throttled, &answered);
         if stale > 0 {
             tracing::warn!(
                 objects = stale,
@@ -147,6 +160,33 @@ where
         Source::Lead(tx)
     }
 
+    /// A first mount's outcome for every pod that asked (the leader of a coalesced read and its
+    /// followers alike): if any item was throttled, its retries are budgeted for every API it
+    /// reads; once every item is answered, that ends.
+    fn first_mount_outcome(
+        &self,
+        scope: &ReadScope<'_, R::Credentials>,
+        throttled: &[ReadItem],
+        answered: &[ReadItem],
+    ) {
+        if throttled.is_empty() && answered.is_empty() {
+            return;
+        }
+        let budget_scope = crate::budget::scope_of(scope.identity, scope.route.region);
+        if throttled.is_empty() {
+            for call in self.aws.plan(scope.identity, answered) {
+                self.budget.first_mount_answered(&budget_scope, scope.pod, call.api);
+            }
+            return;
+        }
+        // The mount failed: every API it reads stays a retry (an API answered this time would
+        // otherwise go ahead unbudgeted on the next attempt, once its cached answer expired).
+        let all: Vec<ReadItem> = throttled.iter().chain(answered).cloned().collect();
+        for call in self.aws.plan(scope.identity, &all) {
+            self.budget.first_mount_throttled(&budget_scope, scope.pod, call.api);
+        }
+    }
+
     /// Reads `items` once the budget admits them: now, after a bounded wait (a first mount), or
     /// not at all (a re-sync the budget or a backoff defers: every item is answered `Throttled`).
     /// Throttling seen in the answers backs off the scope and API.
@@ -158,15 +198,17 @@ where
     ) -> Answers {
         let plan = self.aws.plan(scope.identity, items);
         let budget_scope = crate::budget::scope_of(scope.identity, scope.route.region);
-        let admission = self.budget.admit(&budget_scope, &plan, priority);
+        let admission = self.budget.admit_pod(&budget_scope, scope.pod, &plan, priority);
         if !admission.wait.is_zero() {
             tokio::time::sleep(admission.wait).await;
         }
         let mut go: Vec<&PlannedCall> = Vec::new();
         let mut not_now: Vec<&PlannedCall> = Vec::new();
+        let mut refused: Vec<&PlannedCall> = Vec::new();
         for (call, turn) in plan.iter().zip(&admission.turns) {
             match turn {
                 Turn::Go => go.push(call),
+                Turn::Refuse => refused.push(call),
                 Turn::Defer => not_now.push(call),
                 Turn::Queue(wait) => {
                     not_now.push(call);
@@ -178,6 +220,9 @@ where
         let mut answers = if now.is_empty() { Answers::default() } else { self.aws.read(scope, &now).await };
         for call in not_now {
             answers.extend(deferred(&call.items, scope.route.region, call.api));
+        }
+        for call in refused {
+            answers.extend(refused_retry(&call.items, scope.route.region, call.api));
         }
         for call in go {
             let throttled = call
@@ -281,6 +326,18 @@ where
 fn deferred(items: &[ReadItem], region: &str, api: crate::budget::Api) -> Vec<(ReadItem, ReadResult)> {
     let reason = format!(
         "not read now: this node's AWS budget for {} is spent or backing off after throttling (--aws-budget); the pod keeps its files and the driver asks again at its next poll",
+        api.as_str()
+    );
+    items
+        .iter()
+        .map(|i| (i.clone(), Err(FetchError::new(i, region, ErrorCode::Throttled, None, reason.clone()))))
+        .collect()
+}
+
+/// Every item answered `Throttled`: a first mount's retry found no budgeted slot.
+fn refused_retry(items: &[ReadItem], region: &str, api: crate::budget::Api) -> Vec<(ReadItem, ReadResult)> {
+    let reason = format!(
+        "not read now: AWS throttled this pod's earlier attempt, and this node's AWS budget for {} has no slot within --aws-budget-max-wait (or it backs off after throttling); retryable: the kubelet retries the mount",
         api.as_str()
     );
     items

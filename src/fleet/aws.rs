@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Calls per second each API allows an account in a Region (token buckets of one second).
+/// Calls per second each API allows an account in a Region (token buckets holding `burst` seconds
+/// of quota, one by default).
 #[derive(Debug, Clone)]
 pub struct Quotas(pub BTreeMap<Api, f64>);
 
@@ -62,6 +63,8 @@ pub struct Second {
 #[derive(Debug)]
 pub struct SimAws {
     quotas: Quotas,
+    /// How many seconds of quota a bucket holds (AWS does not publish its burst; 1 s by default).
+    burst: f64,
     start: Instant,
     clock: crate::clock::SharedClock,
     state: Mutex<State>,
@@ -76,9 +79,10 @@ struct State {
 
 impl SimAws {
     /// A simulated AWS enforcing `quotas`, on `clock`.
-    pub fn new(quotas: Quotas, clock: crate::clock::SharedClock) -> Arc<Self> {
+    pub fn new(quotas: Quotas, burst: std::time::Duration, clock: crate::clock::SharedClock) -> Arc<Self> {
         let start = clock.now();
-        Arc::new(SimAws { quotas, start, clock, state: Mutex::default() })
+        let burst = burst.as_secs_f64().max(f64::MIN_POSITIVE);
+        Arc::new(SimAws { quotas, burst, start, clock, state: Mutex::default() })
     }
 
     /// A new version of `object` (a rotation).
@@ -98,8 +102,9 @@ impl SimAws {
     fn call(&self, state: &mut State, scope: &str, api: Api, now: Instant) -> bool {
         let bucket_api = self.quotas.bucket(api);
         let quota = self.quotas.of(bucket_api);
-        let (tokens, at) = state.buckets.entry((scope.to_string(), bucket_api)).or_insert((quota, now));
-        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * quota).min(quota);
+        let capacity = (quota * self.burst).max(1.0);
+        let (tokens, at) = state.buckets.entry((scope.to_string(), bucket_api)).or_insert((capacity, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * quota).min(capacity);
         *at = now;
         let ok = *tokens >= 1.0;
         if ok {

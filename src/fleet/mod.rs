@@ -56,6 +56,14 @@ pub struct FleetConfig {
     /// A Deployment of this many new replicas (a new app) rolling out over `rollout_over`.
     pub rollout_replicas: usize,
     pub rollout_over: Duration,
+    /// `false` (the steady-state scenario): the run starts from a running fleet, every pod
+    /// already mounted and every node's cache warm, with values cached at ages spread evenly
+    /// across the TTL; `true`: every node and pod starts at once (the cold start of the whole
+    /// fleet, measured as its drain time against R / Q).
+    pub cold_start: bool,
+    /// How many seconds of quota the simulated AWS lets an account spend at once (AWS does not
+    /// publish it; 1 s by default).
+    pub aws_burst: Duration,
     pub seed: u64,
 }
 
@@ -82,6 +90,8 @@ impl FleetConfig {
             quotas: Quotas::standard(),
             rollout_replicas: 500,
             rollout_over: Duration::from_secs(300),
+            cold_start: false,
+            aws_burst: Duration::from_secs(1),
             seed: 1,
         }
     }
@@ -147,8 +157,14 @@ struct Timeline {
 }
 
 impl Timeline {
+    /// A warm start is measured from its first second; a cold start's steady state begins after a
+    /// warm-up of twice R / Q (at least two polls) and one poll.
     fn of(config: &FleetConfig) -> Self {
-        let warmup = (config.poll * 2).max(config.refresh_floor() * 2) + config.poll;
+        let warmup = if config.cold_start {
+            (config.poll * 2).max(config.refresh_floor() * 2) + config.poll
+        } else {
+            Duration::ZERO
+        };
         let rotation = warmup + Duration::from_secs(60);
         let rollout = warmup + Duration::from_secs(300);
         let end = (rotation + config.rotation_bound().mul_f64(1.5))
@@ -272,7 +288,7 @@ impl World {
             let (ok, rotated) = self.fetch(node, app, &name, Priority::First).await;
             if ok {
                 let delay = self.elapsed().saturating_sub(offset);
-                crate::sync::lock(&self.record).cold(delay, rollout, self.elapsed() >= self.timeline.warmup);
+                crate::sync::lock(&self.record).cold(delay, rollout, offset >= self.timeline.warmup);
                 crate::sync::lock(&node.pods).push(Pod { app, name, rotated });
                 return;
             }
@@ -304,6 +320,30 @@ impl World {
         }
     }
 
+    /// A running node `n`: its pods mounted, and each app's values in its cache, read at an age
+    /// spread evenly across the TTL (as in a fleet that has run for longer than the TTL).
+    fn warm(&self, n: usize, apps: &[usize], jitter: &mut Jitter) {
+        let node = &self.nodes[n];
+        let cache = node.fetcher.cache();
+        let now = cache.now();
+        let ttl = self.config.ttl_ssm.min(self.config.ttl_secretsmanager);
+        for &app in apps {
+            let age = ttl.mul_f64(jitter.fraction());
+            let (identity, region): (Arc<str>, Arc<str>) = (self.apps[app].identity.as_str().into(), REGION.into());
+            for item in &self.apps[app].items {
+                let key =
+                    crate::cache::CacheKey { identity: identity.clone(), region: region.clone(), item: item.clone() };
+                let fetched =
+                    crate::read::Fetched { value: crate::secret::SecretBytes::from("v1"), version: "1".into() };
+                cache.put(key, fetched, now.checked_sub(age).unwrap_or(now));
+            }
+        }
+        let mut pods = crate::sync::lock(&node.pods);
+        for p in 0..self.config.pods_per_node {
+            pods.push(Pod { app: apps[p % apps.len()], name: format!("node{n}/pod{p}"), rotated: false });
+        }
+    }
+
     /// Rotates one secret and one parameter of the rotated app at the rotation time.
     async fn rotate(self: Arc<Self>) {
         tokio::time::sleep_until(self.at(self.timeline.rotation)).await;
@@ -327,7 +367,7 @@ pub async fn run(config: FleetConfig) -> FleetReport {
     let wall = std::time::Instant::now();
     let clock: SharedClock =
         Arc::new(TokioClock { std: Instant::now(), tokio: tokio::time::Instant::now(), system: SystemTime::now() });
-    let aws = SimAws::new(config.quotas.clone(), clock.clone());
+    let aws = SimAws::new(config.quotas.clone(), config.aws_burst, clock.clone());
     let timeline = Timeline::of(&config);
     let nodes = (0..config.nodes).map(|n| World::node(&config, &aws, &clock, n)).collect();
     let apps = (0..=config.apps).map(|k| app(&config, k)).collect();
@@ -343,13 +383,15 @@ pub async fn run(config: FleetConfig) -> FleetReport {
     });
     let mut jitter = Jitter::new(config.seed);
     let mut tasks = tokio::task::JoinSet::new();
-    let spread = timeline.warmup.saturating_sub(config.poll).max(Duration::from_secs(1));
     for n in 0..config.nodes {
         let apps = world.apps_of(n);
-        for p in 0..config.pods_per_node {
-            let at = spread.mul_f64(jitter.fraction());
-            let name = format!("node{n}/pod{p}");
-            tasks.spawn(world.clone().first_mount(n, apps[p % apps.len()], name, at, false));
+        if config.cold_start {
+            for p in 0..config.pods_per_node {
+                let name = format!("node{n}/pod{p}");
+                tasks.spawn(world.clone().first_mount(n, apps[p % apps.len()], name, Duration::ZERO, false));
+            }
+        } else {
+            world.warm(n, &apps, &mut jitter);
         }
         tasks.spawn(world.clone().reconcile(n, config.poll.mul_f64(jitter.fraction())));
     }

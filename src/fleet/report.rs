@@ -77,7 +77,8 @@ pub struct ApiStats {
 pub struct FleetReport {
     pub nodes: usize,
     pub budget: bool,
-    /// Steady state: after the warm-up, outside the rollout window.
+    /// Steady state: from the start of a warm run (after the warm-up of a cold one) to its end,
+    /// outside the rollout window.
     pub steady: BTreeMap<Api, ApiStats>,
     /// The rollout window: its 5 minutes and one poll interval after.
     pub rollout: BTreeMap<Api, ApiStats>,
@@ -88,6 +89,10 @@ pub struct FleetReport {
     pub cold_rollout_p99: Duration,
     /// Every first mount's longest delay (warm-up included).
     pub cold_max: Duration,
+    /// A cold start of the whole fleet: how long until every pod had first mounted (`None`: some
+    /// never did in the simulated time, or the run started warm), and how many had.
+    pub cold_drain: Option<Duration>,
+    pub cold_mounted: usize,
     /// From the rotation until every pod of the rotated app held it; `None`: some never did.
     pub rotation_delay: Option<Duration>,
     pub rotation_pods: usize,
@@ -161,6 +166,9 @@ pub(super) fn build(
         (Some(_), None) => Some(Duration::ZERO),
         _ => None,
     };
+    let cold_mounted = record.cold_warmup.len();
+    let cold_drain = (config.cold_start && cold_mounted == config.nodes * config.pods_per_node)
+        .then(|| record.cold_warmup.iter().max().copied().unwrap_or_default());
     let all_cold = record.cold_warmup.iter().chain(&record.cold_steady).chain(&record.cold_rollout);
     FleetReport {
         nodes: config.nodes,
@@ -171,6 +179,8 @@ pub(super) fn build(
         cold_rollout_max: record.cold_rollout.iter().max().copied().unwrap_or_default(),
         cold_rollout_p99: p99(record.cold_rollout.clone()),
         cold_max: all_cold.max().copied().unwrap_or_default(),
+        cold_drain,
+        cold_mounted,
         rotation_delay,
         rotation_pods: record.rotation_pods,
         rotated_pods: record.rotated,
