@@ -172,9 +172,11 @@ impl Mounter {
         if has_set { "resync" } else { "first" }
     }
 
-    /// Runs one mount. On any error nothing is written.
-    pub async fn mount(&self, input: MountInput) -> Result<MountOutput, MountError> {
-        let priority = if self.kind(&input) == "resync" { Priority::Resync } else { Priority::First };
+    /// Runs one mount of `kind` (what [`Mounter::kind`] said of `input`, looked up once per
+    /// mount by the caller, which also labels its span and metrics with it). On any error
+    /// nothing is written.
+    pub async fn mount(&self, input: MountInput, kind: &'static str) -> Result<MountOutput, MountError> {
+        let priority = if kind == "resync" { Priority::Resync } else { Priority::First };
         let parsed = params::parse_mount_request_with(&self.memo, &input.attributes, &input.secrets, &input.permission);
         let params = match parsed {
             Ok(params) => {

@@ -86,7 +86,7 @@ impl CsiDriverProvider for ProviderService {
             target = %input.target_path,
             kind,
         );
-        let result = self.mounter.mount(input).instrument(span.clone()).await;
+        let result = self.mounter.mount(input, kind).instrument(span.clone()).await;
         let elapsed = started.elapsed().as_secs_f64();
         self.record(kind, &result, elapsed);
         let duration_ms = crate::telemetry::rounded_ms(elapsed);
