@@ -7,6 +7,7 @@
 
 use crate::clock::SharedClock;
 use crate::params::limits;
+use crate::sync::Gates;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, ServiceAccount};
 use k8s_openapi::api::storage::v1::CSIDriver;
@@ -42,9 +43,6 @@ impl K8sError {
         matches!(self, K8sError::Api { transient: true, .. })
     }
 }
-
-/// Held while one service account's lookup is in flight.
-type Gate = Arc<tokio::sync::Mutex<()>>;
 
 /// A role annotation (or its absence), when it was read, and whether a refresh is under way.
 #[derive(Debug, Clone)]
@@ -87,7 +85,7 @@ pub struct K8s {
     /// One gate per service account being looked up: concurrent first mounts of one service
     /// account wait for a single GET instead of each sending one behind the rate limiter.
     /// Entries live only while a lookup is in flight.
-    lookups: Mutex<HashMap<(String, String), Gate>>,
+    lookups: Gates<(String, String)>,
     node_region: OnceCell<Option<String>>,
 }
 
@@ -101,7 +99,7 @@ impl K8s {
             sa_ttl,
             clock,
             service_accounts: Mutex::new(HashMap::new()),
-            lookups: Mutex::new(HashMap::new()),
+            lookups: Gates::default(),
             node_region: OnceCell::new(),
         }
     }
@@ -146,8 +144,8 @@ impl K8s {
             }
             Cached::Missing => {}
         }
-        let gate = LookupGate::enter(self, &key);
-        let _one_at_a_time = gate.gate.lock().await;
+        let turn = self.lookups.enter(&key);
+        let _one_at_a_time = turn.wait().await;
         match self.cached_role(&key) {
             Cached::Serve(role) => Ok(role),
             Cached::ServeAndRefresh(role) => {
@@ -164,8 +162,8 @@ impl K8s {
     fn refresh_in_background(self: &Arc<Self>, key: (String, String)) {
         let k8s = self.clone();
         tokio::spawn(async move {
-            let gate = LookupGate::enter(&k8s, &key);
-            let _one_at_a_time = gate.gate.lock().await;
+            let turn = k8s.lookups.enter(&key);
+            let _one_at_a_time = turn.wait().await;
             if let Err(e) = k8s.fetch_role(key.clone()).await {
                 tracing::warn!(namespace = %key.0, name = %key.1, error = %e, "refreshing a service account's role failed; the cached one is used meanwhile");
                 if let Some(entry) = crate::sync::lock(&k8s.service_accounts).get_mut(&key) {
@@ -254,32 +252,6 @@ fn check_role(namespace: &str, name: &str, role: &str) -> Result<(), K8sError> {
     }
     let what = format!("service account {namespace}/{name}");
     Err(K8sError::Invalid { what, reason: format!("has a {ROLE_ANNOTATION} annotation that is not an IAM role ARN") })
-}
-
-/// A place in the line for one service account's lookup; the last one out (finished or
-/// cancelled) removes the gate, so the map holds only lookups in flight.
-struct LookupGate<'a> {
-    k8s: &'a K8s,
-    key: (String, String),
-    gate: Gate,
-}
-
-impl<'a> LookupGate<'a> {
-    fn enter(k8s: &'a K8s, key: &(String, String)) -> Self {
-        let mut lookups = crate::sync::lock(&k8s.lookups);
-        let gate = lookups.entry(key.clone()).or_default().clone();
-        LookupGate { k8s, key: key.clone(), gate }
-    }
-}
-
-impl Drop for LookupGate<'_> {
-    fn drop(&mut self) {
-        let mut lookups = crate::sync::lock(&self.k8s.lookups);
-        // This place and the map's own: nobody else is waiting.
-        if Arc::strong_count(&self.gate) == 2 {
-            lookups.remove(&self.key);
-        }
-    }
 }
 
 /// Whether this identity may `get serviceaccounts` (what IRSA needs), and how that was learned.

@@ -11,7 +11,7 @@
 //!
 //! | layer | module | owns | may import |
 //! |---|---|---|---|
-//! | 0 | `sync`, `secret`, `codes`, `units`, `error_text` | the poison-ignoring lock; redacting byte newtypes; stable error codes; duration, size and provider-name flag values; an error and its causes as text | — |
+//! | 0 | `sync`, `secret`, `codes`, `units`, `error_text` | the poison-ignoring lock and per-key gates (concurrent callers of one key take turns); redacting byte newtypes; stable error codes; duration, size and provider-name flag values; an error and its causes as text | — |
 //! | 0 | `jitter` | a seeded generator of fractions (TTL jitter, backoff jitter) | — |
 //! | 0 | `connections`, `authority`, `telemetry` | the socket's connection bound; driver v1.5's path-shaped `:authority`; logging set-up and `LogArgs` (typed level and format) | — |
 //! | 1 | `clock` | time, injected (the real clock in production, a manual one in tests) | `sync` |

@@ -12,6 +12,7 @@ use super::{IdentityError, PodCredentials, Proven, irsa};
 use crate::aws::{AssumeRoleRequest, AwsReader};
 use crate::params::{AssumeRole, MountParams};
 use crate::read::Route;
+use crate::sync::Gates;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
@@ -108,11 +109,14 @@ impl RoleAllowlist {
 }
 
 /// Assumes SecretProviderClass roles from pods' own credentials, reusing them until shortly
-/// before they expire.
+/// before they expire. Concurrent mounts needing one (identity, role, external id) not yet
+/// cached make one `AssumeRole` call: the others wait for it and take its credentials from the
+/// cache (a rollout of many replicas on one node costs STS one call, not one per pod).
 #[derive(Debug, Clone)]
 pub struct RoleAssumer {
     aws: AwsReader,
     cache: Arc<CredentialCache>,
+    in_flight: Arc<Gates<cache::CredentialKey>>,
 }
 
 impl RoleAssumer {
@@ -120,7 +124,7 @@ impl RoleAssumer {
     /// bundle and private-endpoint guarantee), its cache expiring on `aws`'s clock.
     pub fn new(aws: AwsReader) -> Self {
         let cache = CredentialCache::new(super::MAX_CACHED_CREDENTIALS, super::MAX_CREDENTIAL_BYTES, aws.clock());
-        RoleAssumer { aws, cache: Arc::new(cache) }
+        RoleAssumer { aws, cache: Arc::new(cache), in_flight: Arc::default() }
     }
 
     /// The credentials of `assume`'s role, assumed with `own` (the pod's proven credentials)
@@ -136,6 +140,11 @@ impl RoleAssumer {
         let external_id = assume.external_id.as_deref().unwrap_or_default();
         let key = cache::key(&["assume-role", &own.identity, &assume.role_arn, external_id]);
         let identity = scope_identity(&own.identity, assume);
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(Proven { credentials: hit.credentials, identity });
+        }
+        let turn = self.in_flight.enter(&key);
+        let _one_at_a_time = turn.wait().await;
         if let Some(hit) = self.cache.get(&key) {
             return Ok(Proven { credentials: hit.credentials, identity });
         }

@@ -77,6 +77,34 @@ async fn the_chained_role_is_assumed_with_the_pods_own_credentials_and_reads() {
     assert!(reads_of(&w.rec, "cross-db").is_empty(), "the value was served from the cache");
 }
 
+/// Ten pods of one service account mounting at once, the chained role not yet cached: one
+/// `AssumeRole` call, the other nine wait for it and use its credentials (each pod still proves
+/// its own identity with its own token first).
+#[tokio::test]
+async fn concurrent_first_mounts_of_one_identity_assume_the_role_once() {
+    const PODS: usize = 10;
+    let Some(w) = World::start() else { return };
+    w.kube.service_account("default", "app-sa", Some(role("app").as_str()));
+    w.secret(WEST, "cross-db", "shared").await;
+    let provider = w.provider().arg(allow_cross()).start();
+    // Long enough that every pod reaches the chained role while the first call is in flight.
+    w.rec.delay("AssumeRole", std::time::Duration::from_millis(1500));
+    let pods: Vec<(String, String)> = (0..PODS)
+        .map(|i| {
+            let pod = format!("pod-{i}");
+            let attributes = chained(&pod, "app-sa", "cross-db", &[]);
+            (pod, attributes)
+        })
+        .collect();
+    let mounts = pods.iter().map(|(pod, attributes)| mount(&provider, pod, attributes));
+    for result in futures::future::join_all(mounts).await {
+        let (_, target) = expect_ok(result, &provider, &w.rec);
+        assert_eq!(read(&target, "cross-db"), "shared");
+    }
+    assert_eq!(exchanges(&w.rec).len(), PODS, "every pod proved its own identity");
+    assert_eq!(assume_calls(&w).len(), 1, "one AssumeRole for ten pods: {:#?}", assume_calls(&w));
+}
+
 /// Two pods of different identities naming the same role: each assumes it with its own
 /// credentials, and neither is served the other's chained credentials or values.
 #[tokio::test]

@@ -237,6 +237,8 @@ fn op_matches(operation: &str, wanted: &str) -> bool {
 struct State {
     calls: Vec<Call>,
     faults: Vec<Fault>,
+    /// Operations (as [`Fault::operation`] names them) forwarded only after a pause.
+    delays: Vec<(String, std::time::Duration)>,
     /// Access key id → the role STS issued it for.
     issued: HashMap<String, String>,
 }
@@ -335,6 +337,11 @@ impl Recorder {
         self.lock().faults.clear();
     }
 
+    /// Forwards calls of `operation` only after `pause` (calls made at once overlap in flight).
+    pub fn delay(&self, operation: &str, pause: std::time::Duration) {
+        self.lock().delays.push((operation.to_string(), pause));
+    }
+
     /// Forgets the recorded calls (keeps the issued keys and the rules).
     pub fn forget_calls(&self) {
         self.lock().calls.clear();
@@ -362,10 +369,14 @@ async fn handle(
     listener_region: Option<String>,
 ) -> Reply {
     let mut call = describe(&req, listener_region);
-    let fault = {
+    let (fault, delay) = {
         let state = state.lock().unwrap_or_else(|e| e.into_inner());
-        state.faults.iter().find(|f| f.matches(&call)).cloned()
+        let delay = state.delays.iter().find(|(op, _)| op_matches(call.operation(), op)).map(|(_, d)| *d);
+        (state.faults.iter().find(|f| f.matches(&call)).cloned(), delay)
     };
+    if let Some(pause) = delay {
+        tokio::time::sleep(pause).await;
+    }
     let reply = match fault {
         Some(fault) => {
             call.injected = true;
