@@ -86,11 +86,16 @@ fn csi_provider_aws_api(name: &str) -> csi_provider_aws::fleet::Api {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let quotas = if std::env::var("FLEET_QUOTAS").as_deref() == Ok("higher") {
+    let mut quotas = if std::env::var("FLEET_QUOTAS").as_deref() == Ok("higher") {
         Quotas::higher_throughput()
     } else {
         Quotas::standard()
     };
+    // FLEET_QUOTA_SCALE=0.2: every quota scaled (1,000 nodes at 0.2 run each node's budget as
+    // 5,000 nodes do, in a fifth of the time).
+    if let Some(scale) = std::env::var("FLEET_QUOTA_SCALE").ok().and_then(|s| s.parse::<f64>().ok()) {
+        quotas.0.values_mut().for_each(|q| *q *= scale);
+    }
     let nodes: Vec<usize> = match args.first().and_then(|a| a.parse().ok()) {
         Some(n) => vec![n],
         None => vec![100, 1000, 5000],
@@ -115,6 +120,11 @@ fn main() {
             aws_burst: std::time::Duration::from_secs_f64(burst),
             cold_start: cold,
             ..FleetConfig::issue(n)
+        };
+        // FLEET_STALE=SECONDS: another --stale-if-throttled (an experiment; default 300).
+        let base = match std::env::var("FLEET_STALE").ok().and_then(|s| s.parse::<u64>().ok()) {
+            Some(s) => FleetConfig { stale_if_throttled: std::time::Duration::from_secs(s), ..base },
+            None => base,
         };
         if cold {
             for budget in [false, true] {

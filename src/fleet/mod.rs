@@ -314,6 +314,9 @@ impl World {
                 if app == ROTATED_APP && rotated && !held {
                     crate::sync::lock(&node.pods)[i].rotated = true;
                     crate::sync::lock(&self.record).rotated_pod(self.elapsed());
+                    if std::env::var_os("FLEET_TRACE").is_some() {
+                        eprintln!("ROTATED t={:.1} pod={name}", self.elapsed().as_secs_f64());
+                    }
                 }
             }
             next += self.config.poll;
@@ -402,6 +405,11 @@ pub async fn run(config: FleetConfig) -> FleetReport {
     }
     tasks.spawn(world.clone().rotate());
     while tasks.join_next().await.is_some() {}
+    if std::env::var_os("FLEET_SECONDS").is_some() {
+        for ((api, t), s) in aws.seconds().iter().filter(|(_, s)| s.throttled > 0).take(400) {
+            eprintln!("SECOND {api:?} t={t} ok={} throttled={}", s.ok, s.throttled);
+        }
+    }
     let budget = world.nodes.iter().map(|n| n.fetcher.budget().stats.clone()).collect::<Vec<_>>();
     let record = std::mem::take(&mut *crate::sync::lock(&world.record));
     report::build(&config, &aws.seconds(), record, &budget, report::Windows::of(&timeline, &config), wall.elapsed())
