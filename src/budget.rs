@@ -446,7 +446,11 @@ impl Budget {
         lane.backoff = (lane.backoff * 2).clamp(Duration::from_secs(1), max);
         lane.backoff_until = Some(now + lane.backoff.mul_f64(fraction));
         if self.config.rate(api).is_some() {
-            lane.tokens = (lane.tokens + 1.0).min(0.0);
+            // Whole saved tokens are dropped, the fraction kept: it is this node's phase (a
+            // bucket reset to zero on every node throttled at the same instant would put all
+            // their next slots at the same instants, to be throttled again).
+            let tokens = lane.tokens + 1.0;
+            lane.tokens = if tokens > 0.0 { tokens.fract() } else { tokens };
         }
         tracing::warn!(scope, api = api.as_str(), backoff = ?lane.backoff, "AWS throttled; re-syncs of this API back off");
     }
