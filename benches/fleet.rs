@@ -122,6 +122,11 @@ fn main() {
             ..FleetConfig::issue(n)
         };
         // FLEET_STALE=SECONDS: another --stale-if-throttled (an experiment; default 300).
+        // FLEET_ROTATED_APP=1: rotate an app whose nodes run no rollout pod (default 0: the busiest).
+        let base = match std::env::var("FLEET_ROTATED_APP").ok().and_then(|s| s.parse::<usize>().ok()) {
+            Some(rotated_app) => FleetConfig { rotated_app, ..base },
+            None => base,
+        };
         let base = match std::env::var("FLEET_STALE").ok().and_then(|s| s.parse::<u64>().ok()) {
             Some(s) => FleetConfig { stale_if_throttled: std::time::Duration::from_secs(s), ..base },
             None => base,

@@ -64,6 +64,10 @@ pub struct FleetConfig {
     /// How many seconds of quota the simulated AWS lets an account spend at once (AWS does not
     /// publish it; 1 s by default).
     pub aws_burst: Duration,
+    /// The app whose objects rotate: app 0 runs on nodes n ≡ 0 (mod 20), every one of which also
+    /// runs a rollout pod (the busiest nodes: 11 apps and a first mount); app 1 on nodes
+    /// n ≡ 3 (mod 20), none of which does.
+    pub rotated_app: usize,
     pub seed: u64,
 }
 
@@ -92,6 +96,7 @@ impl FleetConfig {
             rollout_over: Duration::from_secs(300),
             cold_start: false,
             aws_burst: Duration::from_secs(1),
+            rotated_app: 0,
             seed: 1,
         }
     }
@@ -224,8 +229,6 @@ struct World {
 }
 
 const REGION: &str = "us-east-1";
-/// The app whose objects rotate.
-const ROTATED_APP: usize = 0;
 
 impl World {
     fn node(config: &FleetConfig, aws: &Arc<SimAws>, clock: &SharedClock, n: usize) -> Node {
@@ -311,7 +314,7 @@ impl World {
                 crate::sync::lock(&node.pods).iter().map(|p| (p.app, p.name.clone(), p.rotated)).collect();
             for (i, (app, name, held)) in pods.into_iter().enumerate() {
                 let (_, rotated) = self.fetch(node, app, &name, Priority::Resync).await;
-                if app == ROTATED_APP && rotated && !held {
+                if app == self.config.rotated_app && rotated && !held {
                     crate::sync::lock(&node.pods)[i].rotated = true;
                     crate::sync::lock(&self.record).rotated_pod(self.elapsed());
                     if std::env::var_os("FLEET_TRACE").is_some() {
@@ -350,7 +353,7 @@ impl World {
     /// Rotates one secret and one parameter of the rotated app at the rotation time.
     async fn rotate(self: Arc<Self>) {
         tokio::time::sleep_until(self.at(self.timeline.rotation)).await;
-        let app = &self.apps[ROTATED_APP];
+        let app = &self.apps[self.config.rotated_app];
         let mut objects = Vec::new();
         for object_type in [ObjectType::SecretsManager, ObjectType::Parameter] {
             if let Some(item) = app.items.iter().find(|i| i.object_type == object_type) {
@@ -358,8 +361,11 @@ impl World {
             }
         }
         *crate::sync::lock(&self.rotated) = Some(objects);
-        let pods =
-            self.nodes.iter().map(|n| crate::sync::lock(&n.pods).iter().filter(|p| p.app == ROTATED_APP).count()).sum();
+        let pods = self
+            .nodes
+            .iter()
+            .map(|n| crate::sync::lock(&n.pods).iter().filter(|p| p.app == self.config.rotated_app).count())
+            .sum();
         crate::sync::lock(&self.record).rotation(self.elapsed(), pods);
     }
 }
