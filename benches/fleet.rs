@@ -8,6 +8,7 @@
 //!   cargo bench --bench fleet -- 5000 budget   # one configuration
 //!   FLEET_QUOTAS=higher cargo bench --bench fleet -- 5000 budget   # Parameter Store higher throughput
 //!   cargo bench --bench fleet -- 1000 cold     # every node and pod starting at once: drain time
+//!   cargo bench --bench fleet -- 5000 cold budget   # only the budget's cold start
 //!   FLEET_HEADROOM=0.9 cargo bench --bench fleet -- 5000 budget   # another fleet.budgetHeadroom
 //!   FLEET_AWS_BURST=10 cargo bench --bench fleet -- 1000   # AWS buckets of 10 s of quota (default 1)
 //!
@@ -132,7 +133,11 @@ fn main() {
             None => base,
         };
         if cold {
-            for budget in [false, true] {
+            // `cold budget` / `cold defaults`: one of the two.
+            let only = args.get(2).map(String::as_str);
+            let budgets: Vec<bool> =
+                [false, true].into_iter().filter(|b| only.is_none_or(|o| (o == "budget") == *b)).collect();
+            for budget in budgets {
                 let config = if budget { base.clone().with_budget(headroom) } else { base.clone() };
                 let r = run(config);
                 eprintln!("{r:?}");
