@@ -158,10 +158,17 @@ impl ValueCache {
     }
 
     /// A new entry's TTL: its store's, less up to `jitter` of it.
-    fn life_for(&self, object_type: ObjectType) -> Duration {
+    fn life_for(&self, object_type: ObjectType, fraction: f64) -> Duration {
         let jitter = self.lifetimes.jitter.clamp(0.0, 0.5);
-        let fraction = if jitter > 0.0 { crate::sync::lock(&self.jitter).fraction() } else { 0.0 };
         self.ttl_for(object_type).mul_f64(1.0 - jitter * fraction)
+    }
+
+    /// A draw of the TTL's jitter, for [`ValueCache::put_drawn`]: the values one read answered
+    /// share it, so they expire together (each drawn apart, a re-sync between the first and the
+    /// last expiry refreshed only part of a batch, a call of its own, and the batch's values
+    /// drifted apart: two budgeted calls where one did).
+    pub fn life_draw(&self) -> f64 {
+        if self.lifetimes.jitter > 0.0 { crate::sync::lock(&self.jitter).fraction() } else { 0.0 }
     }
 
     /// The same cache keeping values up to `window` past their TTL for re-syncs whose refresh
@@ -247,9 +254,16 @@ impl ValueCache {
 
     /// Stores a value read at `at` (the start of the read, so its age is never understated).
     /// A value larger than the whole byte bound is not cached.
+    #[cfg(test)]
     pub fn put(&self, key: CacheKey, fetched: Fetched, at: Instant) {
+        let draw = self.life_draw();
+        self.put_drawn(key, fetched, at, draw);
+    }
+
+    /// [`ValueCache::put`] with the TTL's jitter drawn by [`ValueCache::life_draw`].
+    pub fn put_drawn(&self, key: CacheKey, fetched: Fetched, at: Instant, draw: f64) {
         let bytes = entry_bytes(&key, &fetched);
-        let life = self.life_for(key.item.object_type);
+        let life = self.life_for(key.item.object_type, draw);
         if !self.enabled() || bytes > self.max_bytes || life.is_zero() {
             return;
         }

@@ -108,6 +108,7 @@ where
         let _guard = InflightGuard { map: self.inflight.clone(), keys: leading_keys(&sources) };
         let lead_items: Vec<ReadItem> = leading_keys(&sources).into_iter().map(|k| k.item).collect();
         let started = self.cache.now();
+        let draw = self.cache.life_draw();
         let (read, queued) = if lead_items.is_empty() {
             (Answers::default(), Vec::new())
         } else {
@@ -122,7 +123,7 @@ where
                 Source::Ready(r) => r,
                 Source::Lead(tx) => {
                     let queued = queued.contains(&key.item);
-                    self.publish(tx, key, &read, started, queued, &mut stale)
+                    self.publish(tx, key, &read, (started, draw), queued, &mut stale)
                 }
                 Source::Follow(rx) => self.follow(rx, scope, &key.item).await,
             };
@@ -269,7 +270,7 @@ where
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             let scope = ReadScope::new(&credentials, &identity, Route::new(&region, &spc), &pod);
-            let started = cache.now();
+            let (started, draw) = (cache.now(), cache.life_draw());
             let answers = aws.read(&scope, &call.items).await;
             budget.refreshed(&budget_scope, &call);
             let mut throttled = false;
@@ -281,7 +282,7 @@ where
                             region: region.as_str().into(),
                             item: item.clone(),
                         };
-                        cache.put(key, fetched, started);
+                        cache.put_drawn(key, fetched, started, draw);
                     }
                     Err(e) => throttled |= e.code == ErrorCode::Throttled,
                 }
@@ -300,13 +301,13 @@ where
         tx: watch::Sender<Shared>,
         key: CacheKey,
         read: &Answers,
-        started: Instant,
+        (started, draw): (Instant, f64),
         queued: bool,
         stale: &mut usize,
     ) -> ReadResult {
         let mut result = read.get(&key.item, &key.region);
         match &result {
-            Ok(fetched) => self.cache.put(key, fetched.clone(), started),
+            Ok(fetched) => self.cache.put_drawn(key, fetched.clone(), started, draw),
             Err(e) if e.code == ErrorCode::Throttled => {
                 let old = if queued { self.cache.get_queued(&key) } else { self.cache.get_stale(&key) };
                 if let Some(old) = old {

@@ -335,13 +335,14 @@ impl World {
         let ttl = self.config.ttl_ssm.min(self.config.ttl_secretsmanager);
         for &app in apps {
             let age = ttl.mul_f64(jitter.fraction());
+            let draw = cache.life_draw();
             let (identity, region): (Arc<str>, Arc<str>) = (self.apps[app].identity.as_str().into(), REGION.into());
             for item in &self.apps[app].items {
                 let key =
                     crate::cache::CacheKey { identity: identity.clone(), region: region.clone(), item: item.clone() };
                 let fetched =
                     crate::read::Fetched { value: crate::secret::SecretBytes::from("v1"), version: "1".into() };
-                cache.put(key, fetched, now.checked_sub(age).unwrap_or(now));
+                cache.put_drawn(key, fetched, now.checked_sub(age).unwrap_or(now), draw);
             }
         }
         let mut pods = crate::sync::lock(&node.pods);
