@@ -8,6 +8,7 @@
 //!   cargo bench --bench fleet -- 5000 budget   # one configuration
 //!   FLEET_QUOTAS=higher cargo bench --bench fleet -- 5000 budget   # Parameter Store higher throughput
 //!   cargo bench --bench fleet -- 1000 cold     # every node and pod starting at once: drain time
+//!   cargo bench --bench fleet -- 5000 cold budget   # only the budget's cold start
 //!   FLEET_HEADROOM=0.9 cargo bench --bench fleet -- 5000 budget   # another fleet.budgetHeadroom
 //!   FLEET_AWS_BURST=10 cargo bench --bench fleet -- 1000   # AWS buckets of 10 s of quota (default 1)
 //!
@@ -86,11 +87,16 @@ fn csi_provider_aws_api(name: &str) -> csi_provider_aws::fleet::Api {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let quotas = if std::env::var("FLEET_QUOTAS").as_deref() == Ok("higher") {
+    let mut quotas = if std::env::var("FLEET_QUOTAS").as_deref() == Ok("higher") {
         Quotas::higher_throughput()
     } else {
         Quotas::standard()
     };
+    // FLEET_QUOTA_SCALE=0.2: every quota scaled (1,000 nodes at 0.2 run each node's budget as
+    // 5,000 nodes do, in a fifth of the time).
+    if let Some(scale) = std::env::var("FLEET_QUOTA_SCALE").ok().and_then(|s| s.parse::<f64>().ok()) {
+        quotas.0.values_mut().for_each(|q| *q *= scale);
+    }
     let nodes: Vec<usize> = match args.first().and_then(|a| a.parse().ok()) {
         Some(n) => vec![n],
         None => vec![100, 1000, 5000],
@@ -116,8 +122,22 @@ fn main() {
             cold_start: cold,
             ..FleetConfig::issue(n)
         };
+        // FLEET_STALE=SECONDS: another --stale-if-throttled (an experiment; default 300).
+        // FLEET_ROTATED_APP=1: rotate an app whose nodes run no rollout pod (default 0: the busiest).
+        let base = match std::env::var("FLEET_ROTATED_APP").ok().and_then(|s| s.parse::<usize>().ok()) {
+            Some(rotated_app) => FleetConfig { rotated_app, ..base },
+            None => base,
+        };
+        let base = match std::env::var("FLEET_STALE").ok().and_then(|s| s.parse::<u64>().ok()) {
+            Some(s) => FleetConfig { stale_if_throttled: std::time::Duration::from_secs(s), ..base },
+            None => base,
+        };
         if cold {
-            for budget in [false, true] {
+            // `cold budget` / `cold defaults`: one of the two.
+            let only = args.get(2).map(String::as_str);
+            let budgets: Vec<bool> =
+                [false, true].into_iter().filter(|b| only.is_none_or(|o| (o == "budget") == *b)).collect();
+            for budget in budgets {
                 let config = if budget { base.clone().with_budget(headroom) } else { base.clone() };
                 let r = run(config);
                 eprintln!("{r:?}");

@@ -16,7 +16,8 @@
 //!   keeps its files); the fetcher makes the call in the background at that slot and caches the
 //!   answer, so the pod's next re-sync finds it. A node thus spends its budget evenly, not in its
 //!   reconciler's bursts, and no batch starves. A refresh is not queued more than `queue_max`
-//!   (30 min) ahead.
+//!   (1 h) ahead; until it lands, the cached values it refreshes are served to re-syncs (past
+//!   `--stale-if-throttled` if need be, never past `queue_max`).
 //! - **First mounts go first, with a bounded wait.** A first mount always takes a token (into
 //!   debt, counted in full and repaid by re-syncs), waits for it at most `max_wait`, and past that
 //!   goes anyway: a pod is never held back longer by the budget, and never by queued re-syncs.
@@ -181,7 +182,10 @@ impl Default for BudgetConfig {
             rates: Vec::new(),
             max_wait: Duration::ZERO,
             backoff_max: Duration::from_secs(60),
-            queue_max: Duration::from_secs(1800),
+            // A node's refresh cycle is its batches / its rate: at the issue's 5,000 nodes and
+            // headroom 0.8 (0.0064 GetParameters/s), 11 apps and a first mount's debt are 1,875 s;
+            // with 30 minutes the twelfth batch was deferred without a slot every cycle.
+            queue_max: Duration::from_secs(3600),
         }
     }
 }
@@ -234,8 +238,9 @@ struct Lane {
     at: Instant,
     backoff: Duration,
     backoff_until: Option<Instant>,
-    /// Queued refreshes: the call's key and its slot.
-    waiting: HashMap<u64, Instant>,
+    /// Queued refreshes: the call's key, its slot, and whether it is a first mount's retry
+    /// (first mounts' slots go ahead of queued re-syncs).
+    waiting: HashMap<u64, (Instant, Priority)>,
     /// Pods whose first mount AWS (or this budget) throttled, and when: their retries are
     /// budgeted.
     retrying: HashMap<String, Instant>,
@@ -257,7 +262,7 @@ impl Lane {
         }
         let Some(rate) = rate else { return Turn::Go };
         let key = call_key(call);
-        self.waiting.retain(|_, slot| now < *slot + WAITING_FORGOTTEN);
+        self.waiting.retain(|_, (slot, _)| now < *slot + WAITING_FORGOTTEN);
         if self.waiting.contains_key(&key) {
             return Turn::Defer;
         }
@@ -270,8 +275,39 @@ impl Lane {
             return Turn::Defer;
         }
         self.tokens -= 1.0;
-        self.waiting.insert(key, now + wait);
+        self.waiting.insert(key, (now + wait, Priority::Resync));
         Turn::Queue(wait)
+    }
+
+    /// The tokens a first mount may count on: queued re-syncs' reservations do not count (first
+    /// mounts go ahead of them); queued first mounts' do.
+    fn free_for_first(&self) -> f64 {
+        self.tokens + self.waiting.values().filter(|(_, p)| *p == Priority::Resync).count() as f64
+    }
+
+    /// A first mount's retry (AWS throttled an earlier attempt): a token now (or within
+    /// `max_wait`: the wait is returned), else a refresh of `call` queued at this node's next
+    /// slot ahead of queued re-syncs (the pod's next attempt finds its value cached), or, if one is
+    /// queued already, nothing. Retries thus go out at each node's own pace and phase, not at
+    /// the instants the kubelets retry together (after a restart of the whole fleet, every pod
+    /// retries at the same instants: a token spent then by every node is throttled by AWS).
+    fn retry_turn(&mut self, call: &PlannedCall, rate: f64, max_wait: Duration, now: Instant) -> (Turn, Duration) {
+        let key = call_key(call);
+        self.waiting.retain(|_, (slot, _)| now < *slot + WAITING_FORGOTTEN);
+        if self.waiting.contains_key(&key) {
+            return (Turn::Defer, Duration::ZERO);
+        }
+        let wait = Duration::from_secs_f64(((1.0 - self.free_for_first()) / rate).max(0.0));
+        self.tokens -= 1.0;
+        if wait <= max_wait {
+            return (Turn::Go, wait);
+        }
+        if self.waiting.len() >= MAX_WAITING {
+            self.tokens += 1.0;
+            return (Turn::Refuse, Duration::ZERO);
+        }
+        self.waiting.insert(key, (now + wait, Priority::First));
+        (Turn::Queue(wait), Duration::ZERO)
     }
 }
 
@@ -330,19 +366,12 @@ impl Budget {
                     None if backing_off => Turn::Refuse,
                     None => Turn::Go,
                     Some(rate) => {
-                        // Queued re-syncs' reservations do not count: first mounts go ahead of them.
-                        let free = lane.tokens + lane.waiting.len() as f64;
-                        let wait = Duration::from_secs_f64(((1.0 - free) / rate).max(0.0));
-                        if wait <= self.config.max_wait {
-                            lane.tokens -= 1.0;
-                            admission.wait = admission.wait.max(wait);
-                            Turn::Go
-                        } else {
-                            Turn::Refuse
-                        }
+                        let (turn, wait) = lane.retry_turn(call, rate, self.config.max_wait, now);
+                        admission.wait = admission.wait.max(wait);
+                        turn
                     }
                 };
-                if turn == Turn::Refuse {
+                if turn != Turn::Go {
                     self.stats.deferred.get_or_create(&labels(call.api)).inc();
                 }
                 admission.turns.push(turn);
@@ -384,6 +413,19 @@ impl Budget {
         }
     }
 
+    /// Whether a refresh of `call` in `scope` is queued (its values are served from the cache
+    /// until it lands: [`crate::cache::ValueCache::get_queued`]).
+    pub fn queued(&self, scope: &str, call: &PlannedCall) -> bool {
+        let lanes = crate::sync::lock(&self.lanes);
+        lanes.get(&(scope.to_string(), call.api)).is_some_and(|lane| lane.waiting.contains_key(&call_key(call)))
+    }
+
+    /// How long past their TTL cached values are kept for re-syncs whose refresh is queued: the
+    /// queue bound, with a budget; zero without one.
+    pub fn queued_window(&self) -> Duration {
+        if self.config.rates.is_empty() { Duration::ZERO } else { self.config.queue_max }
+    }
+
     /// A queued refresh of `call` in `scope` was made (or given up): it leaves the queue.
     pub fn refreshed(&self, scope: &str, call: &PlannedCall) {
         let mut lanes = crate::sync::lock(&self.lanes);
@@ -392,7 +434,9 @@ impl Budget {
         }
     }
 
-    /// AWS throttled `api` in `scope`: back off (doubling, jittered) and drop any tokens left.
+    /// AWS throttled `api` in `scope`: back off (doubling, jittered) and drop any tokens left;
+    /// the throttled call's own token is given back (AWS did not count it), so a node whose
+    /// first mounts all went out at once and were throttled is not also in debt for them.
     pub fn throttled(&self, scope: &str, api: Api) {
         let now = self.clock.now();
         let fraction = 0.5 + 0.5 * crate::sync::lock(&self.jitter).fraction();
@@ -401,7 +445,13 @@ impl Budget {
         let lane = self.lane(&mut lanes, scope, api, now);
         lane.backoff = (lane.backoff * 2).clamp(Duration::from_secs(1), max);
         lane.backoff_until = Some(now + lane.backoff.mul_f64(fraction));
-        lane.tokens = lane.tokens.min(0.0);
+        if self.config.rate(api).is_some() {
+            // Whole saved tokens are dropped, the fraction kept: it is this node's phase (a
+            // bucket reset to zero on every node throttled at the same instant would put all
+            // their next slots at the same instants, to be throttled again).
+            let tokens = lane.tokens + 1.0;
+            lane.tokens = if tokens > 0.0 { tokens.fract() } else { tokens };
+        }
         tracing::warn!(scope, api = api.as_str(), backoff = ?lane.backoff, "AWS throttled; re-syncs of this API back off");
     }
 
@@ -578,10 +628,19 @@ mod tests {
         budget.first_mount_throttled("a/r", "p1", Api::GetParameters);
         assert_eq!(
             budget.admit_pod("a/r", "p1", &named("x"), Priority::First),
-            turns(&[Turn::Refuse]),
-            "its retry finds no slot within max_wait (2 s)"
+            turns(&[Turn::Queue(Duration::from_secs(200))]),
+            "its retry finds no slot within max_wait (2 s): its read is queued at the next slot"
         );
+        assert_eq!(
+            budget.admit_pod("a/r", "p1", &named("x"), Priority::First),
+            turns(&[Turn::Defer]),
+            "queued already: the next attempt finds it cached"
+        );
+        assert!(budget.queued("a/r", &named("x")[0]));
         assert_eq!(budget.admit_pod("a/r", "p2", &named("y"), Priority::First).turns, vec![Turn::Go], "another pod");
+        budget.refreshed("a/r", &named("x")[0]);
+        budget.throttled("a/r", Api::GetParameters);
+        // p2's call was throttled: its token is given back (-1 left), 2 tokens take 400 s.
         clock.advance(Duration::from_secs(399));
         let waited = budget.admit_pod("a/r", "p1", &named("x"), Priority::First);
         assert_eq!(waited.turns, vec![Turn::Go], "the next slot, within max_wait");

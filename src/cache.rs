@@ -86,6 +86,9 @@ pub struct Lifetimes {
 pub struct ValueCache {
     ttl: Duration,
     lifetimes: Lifetimes,
+    /// How long past its TTL a value is kept for a re-sync whose refresh the AWS budget has
+    /// queued (the budget's queue bound; zero without a budget): see [`ValueCache::get_queued`].
+    queued_window: Duration,
     jitter: Mutex<crate::jitter::Jitter>,
     max_entries: usize,
     max_bytes: usize,
@@ -126,7 +129,17 @@ impl ValueCache {
         stats.max_bytes.set(i64::try_from(max_bytes).unwrap_or(i64::MAX));
         let lifetimes = Lifetimes { ssm: ttl, secrets_manager: ttl, stale_if_throttled: Duration::ZERO, jitter: 0.0 };
         let jitter = Mutex::new(crate::jitter::Jitter::new(0));
-        ValueCache { ttl, lifetimes, jitter, max_entries, max_bytes, entries, clock: clock::system(), stats }
+        ValueCache {
+            ttl,
+            lifetimes,
+            queued_window: Duration::ZERO,
+            jitter,
+            max_entries,
+            max_bytes,
+            entries,
+            clock: clock::system(),
+            stats,
+        }
     }
 
     /// The same cache with per-store TTLs (each `0` disables caching of that store) and a stale
@@ -145,15 +158,28 @@ impl ValueCache {
     }
 
     /// A new entry's TTL: its store's, less up to `jitter` of it.
-    fn life_for(&self, object_type: ObjectType) -> Duration {
+    fn life_for(&self, object_type: ObjectType, fraction: f64) -> Duration {
         let jitter = self.lifetimes.jitter.clamp(0.0, 0.5);
-        let fraction = if jitter > 0.0 { crate::sync::lock(&self.jitter).fraction() } else { 0.0 };
         self.ttl_for(object_type).mul_f64(1.0 - jitter * fraction)
     }
 
-    /// Whether an entry is past its TTL and its stale window (to be dropped).
+    /// A draw of the TTL's jitter, for [`ValueCache::put_drawn`]: the values one read answered
+    /// share it, so they expire together (each drawn apart, a re-sync between the first and the
+    /// last expiry refreshed only part of a batch, a call of its own, and the batch's values
+    /// drifted apart: two budgeted calls where one did).
+    pub fn life_draw(&self) -> f64 {
+        if self.lifetimes.jitter > 0.0 { crate::sync::lock(&self.jitter).fraction() } else { 0.0 }
+    }
+
+    /// The same cache keeping values up to `window` past their TTL for re-syncs whose refresh
+    /// the AWS budget has queued ([`ValueCache::get_queued`]).
+    pub fn with_queued_window(self, window: Duration) -> Self {
+        ValueCache { queued_window: window, ..self }
+    }
+
+    /// Whether an entry is past its TTL and every stale window (to be dropped).
     fn gone(&self, e: &Entry) -> bool {
-        self.age(e.at) >= e.life + self.lifetimes.stale_if_throttled
+        self.age(e.at) >= e.life + self.lifetimes.stale_if_throttled.max(self.queued_window)
     }
 
     /// The same cache, reading time from `clock`.
@@ -206,15 +232,38 @@ impl ValueCache {
     /// A value past its TTL but within `--stale-if-throttled` of it: only for when AWS (or the
     /// budget) throttles a refresh.
     pub fn get_stale(&self, key: &CacheKey) -> Option<Fetched> {
+        self.get_within(key, self.lifetimes.stale_if_throttled)
+    }
+
+    /// A value past its TTL for a re-sync whose refresh the AWS budget has queued: within
+    /// `--stale-if-throttled` of its TTL, or within the budget's queue bound if that is longer.
+    /// The budget paces this node's refreshes, one batch per slot, so a value is refreshed once
+    /// per cycle of the node's batches (at 5,000 nodes, about half an hour); without this, a
+    /// value past the stale window failed its pods' re-syncs until its turn came, and a pod
+    /// only took a rotated value when every one of its objects happened to be within the window
+    /// at the same re-sync. The pod's files are never newer than this node's cached value, so
+    /// serving it is never staler than failing the re-sync.
+    pub fn get_queued(&self, key: &CacheKey) -> Option<Fetched> {
+        self.get_within(key, self.lifetimes.stale_if_throttled.max(self.queued_window))
+    }
+
+    fn get_within(&self, key: &CacheKey, window: Duration) -> Option<Fetched> {
         let entries = self.lock();
-        entries.map.get(key).filter(|e| !self.gone(e)).map(|e| e.fetched.clone())
+        entries.map.get(key).filter(|e| self.age(e.at) < e.life + window).map(|e| e.fetched.clone())
     }
 
     /// Stores a value read at `at` (the start of the read, so its age is never understated).
     /// A value larger than the whole byte bound is not cached.
+    #[cfg(test)]
     pub fn put(&self, key: CacheKey, fetched: Fetched, at: Instant) {
+        let draw = self.life_draw();
+        self.put_drawn(key, fetched, at, draw);
+    }
+
+    /// [`ValueCache::put`] with the TTL's jitter drawn by [`ValueCache::life_draw`].
+    pub fn put_drawn(&self, key: CacheKey, fetched: Fetched, at: Instant, draw: f64) {
         let bytes = entry_bytes(&key, &fetched);
-        let life = self.life_for(key.item.object_type);
+        let life = self.life_for(key.item.object_type, draw);
         if !self.enabled() || bytes > self.max_bytes || life.is_zero() {
             return;
         }

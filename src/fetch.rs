@@ -73,6 +73,7 @@ where
     R::Credentials: Clone + 'static,
 {
     pub fn new(aws: R, cache: ValueCache, budget: Budget) -> Self {
+        let cache = cache.with_queued_window(budget.queued_window());
         Fetcher { aws: Arc::new(aws), cache: Arc::new(cache), budget: Arc::new(budget), inflight: Arc::default() }
     }
 
@@ -107,8 +108,9 @@ where
         let _guard = InflightGuard { map: self.inflight.clone(), keys: leading_keys(&sources) };
         let lead_items: Vec<ReadItem> = leading_keys(&sources).into_iter().map(|k| k.item).collect();
         let started = self.cache.now();
-        let read = if lead_items.is_empty() {
-            Answers::default()
+        let draw = self.cache.life_draw();
+        let (read, queued) = if lead_items.is_empty() {
+            (Answers::default(), Vec::new())
         } else {
             self.read_admitted(scope, &lead_items, priority).await
         };
@@ -119,7 +121,10 @@ where
             let item = key.item.clone();
             let result = match source {
                 Source::Ready(r) => r,
-                Source::Lead(tx) => self.publish(tx, key, &read, started, &mut stale),
+                Source::Lead(tx) => {
+                    let queued = queued.contains(&key.item);
+                    self.publish(tx, key, &read, (started, draw), queued, &mut stale)
+                }
                 Source::Follow(rx) => self.follow(rx, scope, &key.item).await,
             };
             if priority == Priority::First {
@@ -189,13 +194,14 @@ where
 
     /// Reads `items` once the budget admits them: now, after a bounded wait (a first mount), or
     /// not at all (a re-sync the budget or a backoff defers: every item is answered `Throttled`).
-    /// Throttling seen in the answers backs off the scope and API.
+    /// Throttling seen in the answers backs off the scope and API. Also returns the items whose
+    /// refresh the budget has queued (served from the cache until it lands).
     async fn read_admitted(
         &self,
         scope: &ReadScope<'_, R::Credentials>,
         items: &[ReadItem],
         priority: Priority,
-    ) -> Answers {
+    ) -> (Answers, Vec<ReadItem>) {
         let plan = self.aws.plan(scope.identity, items);
         let budget_scope = crate::budget::scope_of(scope.identity, scope.route.region);
         let admission = self.budget.admit_pod(&budget_scope, scope.pod, &plan, priority);
@@ -218,8 +224,17 @@ where
         }
         let now: Vec<ReadItem> = go.iter().flat_map(|c| c.items.iter().cloned()).collect();
         let mut answers = if now.is_empty() { Answers::default() } else { self.aws.read(scope, &now).await };
+        let queued: Vec<ReadItem> = not_now
+            .iter()
+            .filter(|call| self.budget.queued(&budget_scope, call))
+            .flat_map(|call| call.items.iter().cloned())
+            .collect();
         for call in not_now {
-            answers.extend(deferred(&call.items, scope.route.region, call.api));
+            if priority == Priority::First {
+                answers.extend(refused_retry(&call.items, scope.route.region, call.api));
+            } else {
+                answers.extend(deferred(&call.items, scope.route.region, call.api));
+            }
         }
         for call in refused {
             answers.extend(refused_retry(&call.items, scope.route.region, call.api));
@@ -235,7 +250,7 @@ where
                 self.budget.succeeded(&budget_scope, call.api);
             }
         }
-        answers
+        (answers, queued)
     }
 
     /// Reads `call` in the background after `wait` (the slot the budget reserved for it) and
@@ -255,7 +270,7 @@ where
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             let scope = ReadScope::new(&credentials, &identity, Route::new(&region, &spc), &pod);
-            let started = cache.now();
+            let (started, draw) = (cache.now(), cache.life_draw());
             let answers = aws.read(&scope, &call.items).await;
             budget.refreshed(&budget_scope, &call);
             let mut throttled = false;
@@ -267,7 +282,7 @@ where
                             region: region.as_str().into(),
                             item: item.clone(),
                         };
-                        cache.put(key, fetched, started);
+                        cache.put_drawn(key, fetched, started, draw);
                     }
                     Err(e) => throttled |= e.code == ErrorCode::Throttled,
                 }
@@ -279,20 +294,23 @@ where
     }
 
     /// Caches and shares the lead read's answer for `key`; a throttled refresh is answered from
-    /// the cache within the stale window (counted in `stale`).
+    /// the cache within the stale window, or, when the budget has queued its refresh (`queued`),
+    /// until that refresh lands (counted in `stale`).
     fn publish(
         &self,
         tx: watch::Sender<Shared>,
         key: CacheKey,
         read: &Answers,
-        started: Instant,
+        (started, draw): (Instant, f64),
+        queued: bool,
         stale: &mut usize,
     ) -> ReadResult {
         let mut result = read.get(&key.item, &key.region);
         match &result {
-            Ok(fetched) => self.cache.put(key, fetched.clone(), started),
+            Ok(fetched) => self.cache.put_drawn(key, fetched.clone(), started, draw),
             Err(e) if e.code == ErrorCode::Throttled => {
-                if let Some(old) = self.cache.get_stale(&key) {
+                let old = if queued { self.cache.get_queued(&key) } else { self.cache.get_stale(&key) };
+                if let Some(old) = old {
                     *stale += 1;
                     self.budget.stats.stale_served.inc();
                     result = Ok(old);
@@ -337,7 +355,7 @@ fn deferred(items: &[ReadItem], region: &str, api: crate::budget::Api) -> Vec<(R
 /// Every item answered `Throttled`: a first mount's retry found no budgeted slot.
 fn refused_retry(items: &[ReadItem], region: &str, api: crate::budget::Api) -> Vec<(ReadItem, ReadResult)> {
     let reason = format!(
-        "not read now: AWS throttled this pod's earlier attempt, and this node's AWS budget for {} has no slot within --aws-budget-max-wait (or it backs off after throttling); retryable: the kubelet retries the mount",
+        "not read now: AWS throttled this pod's earlier attempt, and this node's AWS budget for {} has no slot within --aws-budget-max-wait (its read is queued at the next one) or it backs off after throttling; retryable: the kubelet retries the mount",
         api.as_str()
     );
     items

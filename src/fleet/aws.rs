@@ -151,8 +151,19 @@ impl Reader for SimReader {
         let now = aws.clock.now();
         let mut state = crate::sync::lock(&aws.state);
         let mut answers = Answers::default();
+        let trace = std::env::var("FLEET_TRACE").ok().filter(|t| t.split(',').any(|t| scope.pod.starts_with(t)));
         for call in plan_calls(items, true) {
             let ok = aws.call(&mut state, &scope_key, call.api, now);
+            if trace.is_some() {
+                eprintln!(
+                    "TRACE t={:.1} pod={} id={} api={:?} n={} ok={ok}",
+                    now.saturating_duration_since(aws.start).as_secs_f64(),
+                    scope.pod,
+                    scope.identity.rsplit('/').next().unwrap_or_default(),
+                    call.api,
+                    call.items.len()
+                );
+            }
             aws.answer(&state, &call, ok, scope.route.region, &mut answers);
         }
         answers

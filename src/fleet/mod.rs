@@ -64,6 +64,10 @@ pub struct FleetConfig {
     /// How many seconds of quota the simulated AWS lets an account spend at once (AWS does not
     /// publish it; 1 s by default).
     pub aws_burst: Duration,
+    /// The app whose objects rotate: app 0 runs on nodes n ≡ 0 (mod 20), every one of which also
+    /// runs a rollout pod (the busiest nodes: 11 apps and a first mount); app 1 on nodes
+    /// n ≡ 3 (mod 20), none of which does.
+    pub rotated_app: usize,
     pub seed: u64,
 }
 
@@ -92,6 +96,7 @@ impl FleetConfig {
             rollout_over: Duration::from_secs(300),
             cold_start: false,
             aws_burst: Duration::from_secs(1),
+            rotated_app: 0,
             seed: 1,
         }
     }
@@ -224,8 +229,6 @@ struct World {
 }
 
 const REGION: &str = "us-east-1";
-/// The app whose objects rotate.
-const ROTATED_APP: usize = 0;
 
 impl World {
     fn node(config: &FleetConfig, aws: &Arc<SimAws>, clock: &SharedClock, n: usize) -> Node {
@@ -311,9 +314,12 @@ impl World {
                 crate::sync::lock(&node.pods).iter().map(|p| (p.app, p.name.clone(), p.rotated)).collect();
             for (i, (app, name, held)) in pods.into_iter().enumerate() {
                 let (_, rotated) = self.fetch(node, app, &name, Priority::Resync).await;
-                if app == ROTATED_APP && rotated && !held {
+                if app == self.config.rotated_app && rotated && !held {
                     crate::sync::lock(&node.pods)[i].rotated = true;
                     crate::sync::lock(&self.record).rotated_pod(self.elapsed());
+                    if std::env::var_os("FLEET_TRACE").is_some() {
+                        eprintln!("ROTATED t={:.1} pod={name}", self.elapsed().as_secs_f64());
+                    }
                 }
             }
             next += self.config.poll;
@@ -329,13 +335,14 @@ impl World {
         let ttl = self.config.ttl_ssm.min(self.config.ttl_secretsmanager);
         for &app in apps {
             let age = ttl.mul_f64(jitter.fraction());
+            let draw = cache.life_draw();
             let (identity, region): (Arc<str>, Arc<str>) = (self.apps[app].identity.as_str().into(), REGION.into());
             for item in &self.apps[app].items {
                 let key =
                     crate::cache::CacheKey { identity: identity.clone(), region: region.clone(), item: item.clone() };
                 let fetched =
                     crate::read::Fetched { value: crate::secret::SecretBytes::from("v1"), version: "1".into() };
-                cache.put(key, fetched, now.checked_sub(age).unwrap_or(now));
+                cache.put_drawn(key, fetched, now.checked_sub(age).unwrap_or(now), draw);
             }
         }
         let mut pods = crate::sync::lock(&node.pods);
@@ -347,7 +354,7 @@ impl World {
     /// Rotates one secret and one parameter of the rotated app at the rotation time.
     async fn rotate(self: Arc<Self>) {
         tokio::time::sleep_until(self.at(self.timeline.rotation)).await;
-        let app = &self.apps[ROTATED_APP];
+        let app = &self.apps[self.config.rotated_app];
         let mut objects = Vec::new();
         for object_type in [ObjectType::SecretsManager, ObjectType::Parameter] {
             if let Some(item) = app.items.iter().find(|i| i.object_type == object_type) {
@@ -355,8 +362,11 @@ impl World {
             }
         }
         *crate::sync::lock(&self.rotated) = Some(objects);
-        let pods =
-            self.nodes.iter().map(|n| crate::sync::lock(&n.pods).iter().filter(|p| p.app == ROTATED_APP).count()).sum();
+        let pods = self
+            .nodes
+            .iter()
+            .map(|n| crate::sync::lock(&n.pods).iter().filter(|p| p.app == self.config.rotated_app).count())
+            .sum();
         crate::sync::lock(&self.record).rotation(self.elapsed(), pods);
     }
 }
@@ -402,6 +412,11 @@ pub async fn run(config: FleetConfig) -> FleetReport {
     }
     tasks.spawn(world.clone().rotate());
     while tasks.join_next().await.is_some() {}
+    if std::env::var_os("FLEET_SECONDS").is_some() {
+        for ((api, t), s) in aws.seconds().iter().filter(|(_, s)| s.throttled > 0).take(400) {
+            eprintln!("SECOND {api:?} t={t} ok={} throttled={}", s.ok, s.throttled);
+        }
+    }
     let budget = world.nodes.iter().map(|n| n.fetcher.budget().stats.clone()).collect::<Vec<_>>();
     let record = std::mem::take(&mut *crate::sync::lock(&world.record));
     report::build(&config, &aws.seconds(), record, &budget, report::Windows::of(&timeline, &config), wall.elapsed())
