@@ -11,6 +11,8 @@
 //!   cargo bench --bench fleet -- 5000 cold budget   # only the budget's cold start
 //!   FLEET_HEADROOM=0.9 cargo bench --bench fleet -- 5000 budget   # another fleet.budgetHeadroom
 //!   FLEET_AWS_BURST=10 cargo bench --bench fleet -- 1000   # AWS buckets of 10 s of quota (default 1)
+//!   FLEET_QUOTAS=higher FLEET_BATCH=off cargo bench --bench fleet -- 5000 budget   # secrets read
+//!                                    # one GetSecretValue each (--batch-get-secret-value=false)
 //!
 //! The steady-state rows start from a running fleet: every pod mounted, every cache warm with
 //! values aged evenly across the TTL, each node's reconciler at its own phase; measured from the
@@ -128,6 +130,8 @@ fn main() {
             Some(rotated_app) => FleetConfig { rotated_app, ..base },
             None => base,
         };
+        // FLEET_BATCH=off: --batch-get-secret-value=false (one GetSecretValue per secret).
+        let base = FleetConfig { batch_secrets: std::env::var("FLEET_BATCH").as_deref() != Ok("off"), ..base };
         let base = match std::env::var("FLEET_STALE").ok().and_then(|s| s.parse::<u64>().ok()) {
             Some(s) => FleetConfig { stale_if_throttled: std::time::Duration::from_secs(s), ..base },
             None => base,

@@ -63,6 +63,9 @@ pub struct Second {
 #[derive(Debug)]
 pub struct SimAws {
     quotas: Quotas,
+    /// Whether nodes batch current secrets into `BatchGetSecretValue` (the provider's default;
+    /// `false` is `--batch-get-secret-value=false`: one `GetSecretValue` per secret).
+    batch_secrets: bool,
     /// How many seconds of quota a bucket holds (AWS does not publish its burst; 1 s by default).
     burst: f64,
     start: Instant,
@@ -82,7 +85,14 @@ impl SimAws {
     pub fn new(quotas: Quotas, burst: std::time::Duration, clock: crate::clock::SharedClock) -> Arc<Self> {
         let start = clock.now();
         let burst = burst.as_secs_f64().max(f64::MIN_POSITIVE);
-        Arc::new(SimAws { quotas, burst, start, clock, state: Mutex::default() })
+        Arc::new(SimAws { quotas, batch_secrets: true, burst, start, clock, state: Mutex::default() })
+    }
+
+    /// The same AWS for nodes that batch secrets (`true`) or read each alone.
+    pub fn batching(self: Arc<Self>, batch_secrets: bool) -> Arc<Self> {
+        let mut aws = Arc::try_unwrap(self).expect("configured before any node holds it");
+        aws.batch_secrets = batch_secrets;
+        Arc::new(aws)
     }
 
     /// A new version of `object` (a rotation).
@@ -142,7 +152,7 @@ impl Reader for SimReader {
     type Credentials = ();
 
     fn plan(&self, _identity: &str, items: &[ReadItem]) -> Vec<PlannedCall> {
-        plan_calls(items, true)
+        plan_calls(items, self.0.batch_secrets)
     }
 
     async fn read(&self, scope: &ReadScope<'_, ()>, items: &[ReadItem]) -> Answers {
@@ -152,7 +162,7 @@ impl Reader for SimReader {
         let mut state = crate::sync::lock(&aws.state);
         let mut answers = Answers::default();
         let trace = std::env::var("FLEET_TRACE").ok().filter(|t| t.split(',').any(|t| scope.pod.starts_with(t)));
-        for call in plan_calls(items, true) {
+        for call in plan_calls(items, aws.batch_secrets) {
             let ok = aws.call(&mut state, &scope_key, call.api, now);
             if trace.is_some() {
                 eprintln!(

@@ -68,6 +68,9 @@ pub struct FleetConfig {
     /// runs a rollout pod (the busiest nodes: 11 apps and a first mount); app 1 on nodes
     /// n ≡ 3 (mod 20), none of which does.
     pub rotated_app: usize,
+    /// Whether secrets are batched into `BatchGetSecretValue` (the default; `false` is
+    /// `--batch-get-secret-value=false`, one `GetSecretValue` per secret).
+    pub batch_secrets: bool,
     pub seed: u64,
 }
 
@@ -97,6 +100,7 @@ impl FleetConfig {
             cold_start: false,
             aws_burst: Duration::from_secs(1),
             rotated_app: 0,
+            batch_secrets: true,
             seed: 1,
         }
     }
@@ -120,7 +124,7 @@ impl FleetConfig {
     pub fn refresh_floor(&self) -> Duration {
         let reads = |batches: usize| (self.nodes * self.apps_per_node * batches) as f64;
         let gp = reads(self.params_per_spc.div_ceil(10)) / self.quotas.of(Api::GetParameters);
-        let bgsv = if self.secrets_per_spc >= 2 {
+        let bgsv = if self.secrets_per_spc >= 2 && self.batch_secrets {
             reads(self.secrets_per_spc.div_ceil(20)) / self.quotas.of(Api::BatchGetSecretValue)
         } else {
             reads(self.secrets_per_spc) / self.quotas.of(Api::GetSecretValue)
@@ -377,7 +381,7 @@ pub async fn run(config: FleetConfig) -> FleetReport {
     let wall = std::time::Instant::now();
     let clock: SharedClock =
         Arc::new(TokioClock { std: Instant::now(), tokio: tokio::time::Instant::now(), system: SystemTime::now() });
-    let aws = SimAws::new(config.quotas.clone(), config.aws_burst, clock.clone());
+    let aws = SimAws::new(config.quotas.clone(), config.aws_burst, clock.clone()).batching(config.batch_secrets);
     let timeline = Timeline::of(&config);
     let nodes = (0..config.nodes).map(|n| World::node(&config, &aws, &clock, n)).collect();
     let apps = (0..=config.apps).map(|k| app(&config, k)).collect();
