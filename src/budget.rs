@@ -10,7 +10,8 @@
 //!   to 50–100 %) and ends at the first success. First mounts are not deferred by it.
 //! - **Re-syncs spend only what is there, and queue the rest.** With `--aws-budget API=RATE`,
 //!   each (scope, API) has a token bucket refilled at RATE per second, holding at most one
-//!   second's worth and at least one token, started at a random phase. A re-sync whose call finds a token goes now. One that
+//!   second's worth and at least one token, started at a random phase. A re-sync whose call finds a token goes now, and one
+//!   whose next free slot is within [`RESYNC_WAIT`] (10 s) waits for it and goes then. One that
 //!   does not reserves the next free slot (one every 1 / RATE seconds, first come first served)
 //!   and is answered from the cache (within `--stale-if-throttled`; else it fails and the pod
 //!   keeps its files); the fetcher makes the call in the background at that slot and caches the
