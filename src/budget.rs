@@ -10,7 +10,8 @@
 //!   to 50–100 %) and ends at the first success. First mounts are not deferred by it.
 //! - **Re-syncs spend only what is there, and queue the rest.** With `--aws-budget API=RATE`,
 //!   each (scope, API) has a token bucket refilled at RATE per second, holding at most one
-//!   second's worth and at least one token, started at a random phase. A re-sync whose call finds a token goes now. One that
+//!   second's worth and at least one token, started at a random phase. A re-sync whose call finds a token goes now, and one
+//!   whose next free slot is within [`RESYNC_WAIT`] (10 s) waits for it and goes then. One that
 //!   does not reserves the next free slot (one every 1 / RATE seconds, first come first served)
 //!   and is answered from the cache (within `--stale-if-throttled`; else it fails and the pod
 //!   keeps its files); the fetcher makes the call in the background at that slot and caches the
@@ -115,6 +116,14 @@ pub struct Admission {
 /// queued refreshes, one slot at a time. Each lane starts with a random fraction of a token, so
 /// every node paces at its own phase.
 const BURST: Duration = Duration::from_secs(1);
+/// The longest a re-sync waits for this node's next slot instead of queuing its refresh in the
+/// background. Queued, the re-sync is answered with the cached (old) values and the pod takes the
+/// refreshed ones only at its next poll: where slots are seconds apart (small fleets, Parameter
+/// Store's higher throughput) a rotation then took two polls (the fleet simulator: 226 s against
+/// a bound of 181 s at 100 nodes). Ten seconds is nothing to a re-sync (the pod keeps its files
+/// meanwhile, and the driver's mount deadline is minutes) and far below a slot at 5,000 nodes
+/// (156 s), where refreshes stay queued.
+const RESYNC_WAIT: Duration = Duration::from_secs(10);
 /// The most refreshes a lane queues (beyond, re-syncs are deferred without one).
 const MAX_WAITING: usize = 1024;
 /// The most pods a lane remembers as throttled on their first mount.
@@ -256,27 +265,38 @@ impl Lane {
     /// A re-sync's turn for `call`: go now (a token is there), defer (backing off, or a refresh of
     /// the same call is already queued), or queue a refresh at the next free slot (the token is
     /// reserved now: the lane's tokens go below zero until the slot comes).
-    fn resync_turn(&mut self, call: &PlannedCall, rate: Option<f64>, queue_max: Duration, now: Instant) -> Turn {
+    /// A slot within [`RESYNC_WAIT`] is waited for (the returned wait) and the call goes then.
+    fn resync_turn(
+        &mut self,
+        call: &PlannedCall,
+        rate: Option<f64>,
+        queue_max: Duration,
+        now: Instant,
+    ) -> (Turn, Duration) {
         if self.backoff_until.is_some_and(|until| now < until) {
-            return Turn::Defer;
+            return (Turn::Defer, Duration::ZERO);
         }
-        let Some(rate) = rate else { return Turn::Go };
+        let Some(rate) = rate else { return (Turn::Go, Duration::ZERO) };
         let key = call_key(call);
         self.waiting.retain(|_, (slot, _)| now < *slot + WAITING_FORGOTTEN);
         if self.waiting.contains_key(&key) {
-            return Turn::Defer;
+            return (Turn::Defer, Duration::ZERO);
         }
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            return Turn::Go;
+            return (Turn::Go, Duration::ZERO);
         }
         let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate);
+        if wait <= RESYNC_WAIT {
+            self.tokens -= 1.0;
+            return (Turn::Go, wait);
+        }
         if wait > queue_max || self.waiting.len() >= MAX_WAITING {
-            return Turn::Defer;
+            return (Turn::Defer, Duration::ZERO);
         }
         self.tokens -= 1.0;
         self.waiting.insert(key, (now + wait, Priority::Resync));
-        Turn::Queue(wait)
+        (Turn::Queue(wait), Duration::ZERO)
     }
 
     /// The tokens a first mount may count on: queued re-syncs' reservations do not count (first
@@ -352,7 +372,8 @@ impl Budget {
             let rate = self.config.rate(call.api);
             let lane = self.lane(&mut lanes, scope, call.api, now);
             if priority == Priority::Resync {
-                let turn = lane.resync_turn(call, rate, self.config.queue_max, now);
+                let (turn, wait) = lane.resync_turn(call, rate, self.config.queue_max, now);
+                admission.wait = admission.wait.max(wait);
                 if turn != Turn::Go {
                     self.stats.deferred.get_or_create(&labels(call.api)).inc();
                 }
@@ -616,6 +637,32 @@ mod tests {
             turns(&[Turn::Go]),
             "no rate, no limit"
         );
+    }
+
+    /// Where slots are seconds apart, a re-sync waits for the next one and reads then (its pod
+    /// takes a rotated value at this poll, not the next); a slot further than `RESYNC_WAIT` is
+    /// queued as before.
+    #[test]
+    fn a_resync_waits_for_a_slot_within_resync_wait_and_queues_a_later_one() {
+        let clock = ManualClock::new();
+        let budget = budget(0.25, &clock); // a slot every 4 s
+        let mut waits = Vec::new();
+        let later = loop {
+            let admission = budget.admit("a/r", &named(&format!("o{}", waits.len())), Priority::Resync);
+            match admission.turns[..] {
+                [Turn::Go] => waits.push(admission.wait),
+                _ => break admission,
+            }
+            assert!(waits.len() < 10, "{waits:?}");
+        };
+        assert!(waits.len() >= 2, "slots within RESYNC_WAIT are waited for: {waits:?}");
+        assert!(waits.iter().all(|w| *w <= RESYNC_WAIT), "{waits:?}");
+        for pair in waits.windows(2) {
+            let step = pair[1].saturating_sub(pair[0]).as_secs_f64();
+            assert!((step - 4.0).abs() < 1e-6, "one slot (1 / rate) apart: {waits:?}");
+        }
+        assert!(matches!(later.turns[..], [Turn::Queue(wait)] if wait > RESYNC_WAIT), "{later:?}");
+        assert_eq!(later.wait, Duration::ZERO, "a queued refresh is not waited for");
     }
 
     #[test]
