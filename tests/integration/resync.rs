@@ -268,3 +268,39 @@ fn spawn_reader(target: std::path::PathBuf, stop: Arc<AtomicBool>) -> std::threa
         reads
     })
 }
+
+/// `--aws-budget` on the real binary (its admission is unit-tested in `src/budget.rs` and run at
+/// fleet scale by the simulator): with one `GetParameters` call per 1,000 s, a first mount goes at
+/// once (into debt); a re-sync past the TTL finds no slot within 10 s, so its refresh is queued
+/// and it is answered from the cache without an AWS call and without failing; another pod's first
+/// mount still goes at once.
+#[tokio::test]
+async fn under_a_budget_a_resync_past_the_ttl_is_served_from_the_cache_and_first_mounts_go_at_once() {
+    let Some(w) = World::start() else { return };
+    w.kube.service_account("default", "app", Some(role("app").as_str()));
+    seed(&w, &[], &[("budget-one", "one"), ("budget-two", "two")]).await;
+    let provider = w.provider().args(&["--cache-ttl", "1s", "--aws-budget", "GetParameters=0.001"]).start();
+    let first = irsa_pod("pod-a", "app", &spc(&[], &["budget-one"]));
+    let (_, target) = expect_ok(mount(&provider, "pod-a", &first).await, &provider, &w.rec);
+    assert_eq!(count(&w.rec, "GetParameters"), 1, "the first mount read at once");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    w.rec.forget_calls();
+    let started = std::time::Instant::now();
+    expect_ok(mount(&provider, "pod-a", &first).await, &provider, &w.rec);
+    assert!(started.elapsed() < Duration::from_secs(5), "the re-sync did not wait for a slot 1,000 s away");
+    assert_eq!(count(&w.rec, "GetParameters"), 0, "the refresh is queued, not sent: {:?}", per_operation(&w.rec));
+    assert_eq!(read(&target, "budget-one"), "one", "the pod keeps its value");
+
+    let other = irsa_pod("pod-b", "app", &spc(&[], &["budget-two"]));
+    let started = std::time::Instant::now();
+    let (_, second) = expect_ok(mount(&provider, "pod-b", &other).await, &provider, &w.rec);
+    assert!(started.elapsed() < Duration::from_secs(5), "a first mount does not wait for the budget");
+    assert_eq!(read(&second, "budget-two"), "two");
+    assert_eq!(
+        count(&w.rec, "GetParameters"),
+        1,
+        "a first mount goes ahead of the budget: {:?}",
+        per_operation(&w.rec)
+    );
+}
