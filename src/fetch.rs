@@ -13,7 +13,7 @@ use crate::budget::{Budget, PlannedCall, Priority, Turn};
 use crate::cache::{CacheKey, ValueCache};
 use crate::codes::ErrorCode;
 use crate::read::{Answers, FetchError, ReadItem, ReadResult, ReadScope, Requesters, Route};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -108,11 +108,12 @@ where
         let _guard = InflightGuard { map: self.inflight.clone(), keys: leading_keys(&sources) };
         let lead_items: Vec<ReadItem> = leading_keys(&sources).into_iter().map(|k| k.item).collect();
         let started = self.cache.now();
-        let draw = self.cache.life_draw();
-        let (read, queued) = if lead_items.is_empty() {
-            (Answers::default(), Vec::new())
+        // The TTL's jitter is drawn only when something is read (not on every cache hit).
+        let (read, queued, draw) = if lead_items.is_empty() {
+            (Answers::default(), HashSet::new(), 0.0)
         } else {
-            self.read_admitted(scope, &lead_items, priority).await
+            let (read, queued) = self.read_admitted(scope, &lead_items, priority).await;
+            (read, queued, self.cache.life_draw())
         };
         let mut answers = Answers::default();
         let mut stale = 0usize;
@@ -201,7 +202,7 @@ where
         scope: &ReadScope<'_, R::Credentials>,
         items: &[ReadItem],
         priority: Priority,
-    ) -> (Answers, Vec<ReadItem>) {
+    ) -> (Answers, HashSet<ReadItem>) {
         let plan = self.aws.plan(scope.identity, items);
         let budget_scope = crate::budget::scope_of(scope.identity, scope.route.region);
         let admission = self.budget.admit_pod(&budget_scope, scope.pod, &plan, priority);
@@ -224,7 +225,7 @@ where
         }
         let now: Vec<ReadItem> = go.iter().flat_map(|c| c.items.iter().cloned()).collect();
         let mut answers = if now.is_empty() { Answers::default() } else { self.aws.read(scope, &now).await };
-        let queued: Vec<ReadItem> = not_now
+        let queued: HashSet<ReadItem> = not_now
             .iter()
             .filter(|call| self.budget.queued(&budget_scope, call))
             .flat_map(|call| call.items.iter().cloned())
