@@ -278,8 +278,7 @@ impl Lane {
         }
         let Some(rate) = rate else { return (Turn::Go, Duration::ZERO) };
         let key = call_key(call);
-        self.waiting.retain(|_, (slot, _)| now < *slot + WAITING_FORGOTTEN);
-        if self.waiting.contains_key(&key) {
+        if self.is_queued(key, now) {
             return (Turn::Defer, Duration::ZERO);
         }
         if self.tokens >= 1.0 {
@@ -299,6 +298,12 @@ impl Lane {
         (Turn::Queue(wait), Duration::ZERO)
     }
 
+    /// Whether a refresh under `key` is queued (forgetting those whose task went away).
+    fn is_queued(&mut self, key: u64, now: Instant) -> bool {
+        self.waiting.retain(|_, (slot, _)| now < *slot + WAITING_FORGOTTEN);
+        self.waiting.contains_key(&key)
+    }
+
     /// The tokens a first mount may count on: queued re-syncs' reservations do not count (first
     /// mounts go ahead of them); queued first mounts' do.
     fn free_for_first(&self) -> f64 {
@@ -313,8 +318,7 @@ impl Lane {
     /// retries at the same instants: a token spent then by every node is throttled by AWS).
     fn retry_turn(&mut self, call: &PlannedCall, rate: f64, max_wait: Duration, now: Instant) -> (Turn, Duration) {
         let key = call_key(call);
-        self.waiting.retain(|_, (slot, _)| now < *slot + WAITING_FORGOTTEN);
-        if self.waiting.contains_key(&key) {
+        if self.is_queued(key, now) {
             return (Turn::Defer, Duration::ZERO);
         }
         let wait = Duration::from_secs_f64(((1.0 - self.free_for_first()) / rate).max(0.0));
