@@ -81,18 +81,17 @@ struct State {
 }
 
 impl SimAws {
-    /// A simulated AWS enforcing `quotas`, on `clock`.
-    pub fn new(quotas: Quotas, burst: std::time::Duration, clock: crate::clock::SharedClock) -> Arc<Self> {
+    /// A simulated AWS enforcing `quotas`, on `clock`, for nodes that batch secrets
+    /// (`batch_secrets`) or read each alone.
+    pub fn new(
+        quotas: Quotas,
+        burst: std::time::Duration,
+        clock: crate::clock::SharedClock,
+        batch_secrets: bool,
+    ) -> Arc<Self> {
         let start = clock.now();
         let burst = burst.as_secs_f64().max(f64::MIN_POSITIVE);
-        Arc::new(SimAws { quotas, batch_secrets: true, burst, start, clock, state: Mutex::default() })
-    }
-
-    /// The same AWS for nodes that batch secrets (`true`) or read each alone.
-    pub fn batching(self: Arc<Self>, batch_secrets: bool) -> Arc<Self> {
-        let mut aws = Arc::try_unwrap(self).expect("configured before any node holds it");
-        aws.batch_secrets = batch_secrets;
-        Arc::new(aws)
+        Arc::new(SimAws { quotas, batch_secrets, burst, start, clock, state: Mutex::default() })
     }
 
     /// A new version of `object` (a rotation).

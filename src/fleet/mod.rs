@@ -381,7 +381,7 @@ pub async fn run(config: FleetConfig) -> FleetReport {
     let wall = std::time::Instant::now();
     let clock: SharedClock =
         Arc::new(TokioClock { std: Instant::now(), tokio: tokio::time::Instant::now(), system: SystemTime::now() });
-    let aws = SimAws::new(config.quotas.clone(), config.aws_burst, clock.clone()).batching(config.batch_secrets);
+    let aws = SimAws::new(config.quotas.clone(), config.aws_burst, clock.clone(), config.batch_secrets);
     let timeline = Timeline::of(&config);
     let nodes = (0..config.nodes).map(|n| World::node(&config, &aws, &clock, n)).collect();
     let apps = (0..=config.apps).map(|k| app(&config, k)).collect();
