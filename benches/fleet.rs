@@ -13,6 +13,8 @@
 //!   FLEET_AWS_BURST=10 cargo bench --bench fleet -- 1000   # AWS buckets of 10 s of quota (default 1)
 //!   FLEET_QUOTAS=higher FLEET_BATCH=off cargo bench --bench fleet -- 5000 budget   # secrets read
 //!                                    # one GetSecretValue each (--batch-get-secret-value=false)
+//!   FLEET_POLLS=pod cargo bench --bench fleet -- 1000 budget   # each pod re-synced at its own
+//!                                    # phase (driver v1.6); default: a node's round at once (v1.5)
 //!
 //! The steady-state rows start from a running fleet: every pod mounted, every cache warm with
 //! values aged evenly across the TTL, each node's reconciler at its own phase; measured from the
@@ -132,6 +134,14 @@ fn main() {
         };
         // FLEET_BATCH=off: --batch-get-secret-value=false (one GetSecretValue per secret).
         let base = FleetConfig { batch_secrets: std::env::var("FLEET_BATCH").as_deref() != Ok("off"), ..base };
+        // FLEET_POLLS=pod: each pod re-synced at its own phase (driver v1.6's kubelet republish);
+        // default: each node's whole round at once (driver v1.5's reconciler).
+        let base = FleetConfig { per_pod_polls: std::env::var("FLEET_POLLS").as_deref() == Ok("pod"), ..base };
+        // FLEET_RESYNC_WAIT=SECONDS: another longest wait of a re-sync for its slot (an experiment).
+        let base = match std::env::var("FLEET_RESYNC_WAIT").ok().and_then(|s| s.parse::<u64>().ok()) {
+            Some(s) => FleetConfig { resync_wait: std::time::Duration::from_secs(s), ..base },
+            None => base,
+        };
         let base = match std::env::var("FLEET_STALE").ok().and_then(|s| s.parse::<u64>().ok()) {
             Some(s) => FleetConfig { stale_if_throttled: std::time::Duration::from_secs(s), ..base },
             None => base,

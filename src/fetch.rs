@@ -203,8 +203,8 @@ where
         items: &[ReadItem],
         priority: Priority,
     ) -> (Answers, HashSet<ReadItem>) {
-        let plan = self.aws.plan(scope.identity, items);
         let budget_scope = crate::budget::scope_of(scope.identity, scope.route.region);
+        let plan = self.budget.spill(&budget_scope, self.aws.plan(scope.identity, items), priority);
         let admission = self.budget.admit_pod(&budget_scope, scope.pod, &plan, priority);
         if !admission.wait.is_zero() {
             tokio::time::sleep(admission.wait).await;
@@ -223,8 +223,7 @@ where
                 }
             }
         }
-        let now: Vec<ReadItem> = go.iter().flat_map(|c| c.items.iter().cloned()).collect();
-        let mut answers = if now.is_empty() { Answers::default() } else { self.aws.read(scope, &now).await };
+        let mut answers = self.read_calls(scope, &go).await;
         let queued: HashSet<ReadItem> = not_now
             .iter()
             .filter(|call| self.budget.queued(&budget_scope, call))
@@ -252,6 +251,29 @@ where
             }
         }
         (answers, queued)
+    }
+
+    /// Reads the admitted calls: as one read (the reader batches as it planned), with each
+    /// secret the budget split out of a batch ([`Budget::spill`]) read alone beside it.
+    async fn read_calls(&self, scope: &ReadScope<'_, R::Credentials>, calls: &[&PlannedCall]) -> Answers {
+        let (split, planned): (Vec<&PlannedCall>, Vec<&PlannedCall>) =
+            calls.iter().partition(|c| c.api == crate::budget::Api::GetSecretValue);
+        let together: Vec<ReadItem> = planned.iter().flat_map(|c| c.items.iter().cloned()).collect();
+        if split.len() <= 1 {
+            let all: Vec<ReadItem> = together.into_iter().chain(split.iter().flat_map(|c| c.items.clone())).collect();
+            return if all.is_empty() { Answers::default() } else { self.aws.read(scope, &all).await };
+        }
+        let mut reads = Vec::with_capacity(split.len() + 1);
+        if !together.is_empty() {
+            reads.push(together);
+        }
+        reads.extend(split.iter().map(|c| c.items.clone()));
+        let answered = futures::future::join_all(reads.iter().map(|items| self.aws.read(scope, items))).await;
+        let mut answers = Answers::default();
+        for a in answered {
+            answers.extend(a);
+        }
+        answers
     }
 
     /// Reads `call` in the background after `wait` (the slot the budget reserved for it) and

@@ -176,7 +176,13 @@ impl Mounter {
     /// mount by the caller, which also labels its span and metrics with it). On any error
     /// nothing is written.
     pub async fn mount(&self, input: MountInput, kind: &'static str) -> Result<MountOutput, MountError> {
-        let priority = if kind == "resync" { Priority::Resync } else { Priority::First };
+        let priority = match kind {
+            // Driver v1.5's rotation reconciler says what the pod holds and re-syncs a node's pods
+            // one after another: a re-sync waiting for the budget holds up the rest.
+            "resync" if !input.current_versions.is_empty() => Priority::ResyncInTurn,
+            "resync" => Priority::Resync,
+            _ => Priority::First,
+        };
         let parsed = params::parse_mount_request_with(&self.memo, &input.attributes, &input.secrets, &input.permission);
         let params = match parsed {
             Ok(params) => {
@@ -207,7 +213,7 @@ impl Mounter {
         let scope = Scope::new(&proven.credentials, &proven.identity, Route::new(&region, &endpoints.primary), &pod);
         let fetched = self.fetch(&params, &scope, &endpoints, priority).await?;
         let rendered = render::render(&fetched, self.config.max_objects_per_mount)?;
-        let resync = priority == Priority::Resync;
+        let resync = priority != Priority::First;
         let delivery = self.deliver(target, &rendered.files).await?;
         if let Some(events) = &self.events {
             self.announce(events, &params, &input, &rendered, &delivery, resync);

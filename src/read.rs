@@ -221,6 +221,15 @@ impl FromIterator<(ReadItem, ReadResult)> for Answers {
     }
 }
 
+impl IntoIterator for Answers {
+    type Item = (ReadItem, ReadResult);
+    type IntoIter = std::collections::hash_map::IntoIter<ReadItem, ReadResult>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 impl Extend<(ReadItem, ReadResult)> for Answers {
     fn extend<I: IntoIterator<Item = (ReadItem, ReadResult)>>(&mut self, iter: I) {
         self.0.extend(iter);

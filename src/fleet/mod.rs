@@ -8,7 +8,9 @@
 //! What is simulated, not run: the AWS services (token buckets of one second's quota per account,
 //! Region and API; a call is one attempt: the SDK's own retries of a throttled call are not
 //! modelled, they would add attempts), the CSI driver (each node re-syncs every mounted pod once
-//! per poll interval at its own phase, as the driver's rotation reconciler does; a first mount
+//! per poll interval at its own phase, one after another, as driver v1.5's rotation reconciler
+//! does; or, with [`FleetConfig::per_pod_polls`], each pod at its own phase, as the kubelet
+//! republishes volumes for driver v1.6; a first mount
 //! that fails is retried after 1, 2, 4 … 60 s as the kubelet does), the identity step (STS is not
 //! simulated: credentials are cached per pod for an hour, one `AssumeRoleWithWebIdentity` per pod
 //! per hour, outside the read quotas), and the rendering and writing of files.
@@ -52,6 +54,8 @@ pub struct FleetConfig {
     /// formula); `None`: no budget (today's default).
     pub budget_headroom: Option<f64>,
     pub max_wait: Duration,
+    /// The longest a re-sync waits for the node's next slot (the provider's, by default).
+    pub resync_wait: Duration,
     pub quotas: Quotas,
     /// A Deployment of this many new replicas (a new app) rolling out over `rollout_over`.
     pub rollout_replicas: usize,
@@ -71,6 +75,10 @@ pub struct FleetConfig {
     /// Whether secrets are batched into `BatchGetSecretValue` (the default; `false` is
     /// `--batch-get-secret-value=false`, one `GetSecretValue` per secret).
     pub batch_secrets: bool,
+    /// How re-syncs come: `false` (the default), a node's whole round at once, every poll, at the
+    /// node's phase (driver v1.5's rotation reconciler walks its pods in one loop); `true`, each
+    /// pod at its own phase (driver v1.6: the kubelet republishes each pod's volume on its own).
+    pub per_pod_polls: bool,
     pub seed: u64,
 }
 
@@ -94,6 +102,7 @@ impl FleetConfig {
             jitter: crate::cache::TTL_JITTER,
             budget_headroom: None,
             max_wait: Duration::ZERO,
+            resync_wait: BudgetConfig::default().resync_wait,
             quotas: Quotas::standard(),
             rollout_replicas: 500,
             rollout_over: Duration::from_secs(300),
@@ -101,6 +110,7 @@ impl FleetConfig {
             aws_burst: Duration::from_secs(1),
             rotated_app: 0,
             batch_secrets: true,
+            per_pod_polls: false,
             seed: 1,
         }
     }
@@ -124,11 +134,15 @@ impl FleetConfig {
     pub fn refresh_floor(&self) -> Duration {
         let reads = |batches: usize| (self.nodes * self.apps_per_node * batches) as f64;
         let gp = reads(self.params_per_spc.div_ceil(10)) / self.quotas.of(Api::GetParameters);
-        let bgsv = if self.secrets_per_spc >= 2 && self.batch_secrets {
-            reads(self.secrets_per_spc.div_ceil(20)) / self.quotas.of(Api::BatchGetSecretValue)
+        // Secrets can be read one per `GetSecretValue` or up to 20 per `BatchGetSecretValue`, two
+        // quotas side by side (with a budget the provider spends both: `Budget::spill`).
+        let per_batch = self.secrets_per_spc.clamp(1, 20) as f64;
+        let secrets_per_second = if self.secrets_per_spc >= 2 && self.batch_secrets {
+            self.quotas.of(Api::GetSecretValue) + self.quotas.of(Api::BatchGetSecretValue) * per_batch
         } else {
-            reads(self.secrets_per_spc) / self.quotas.of(Api::GetSecretValue)
+            self.quotas.of(Api::GetSecretValue)
         };
+        let bgsv = reads(self.secrets_per_spc) / secrets_per_second;
         Duration::from_secs_f64(gp.max(bgsv))
     }
 
@@ -246,8 +260,12 @@ impl World {
         let cache = ValueCache::new(config.ttl_ssm.max(config.ttl_secretsmanager), 10_000, 64 << 20)
             .with_clock(clock.clone())
             .with_lifetimes(lifetimes, seed);
-        let budget_config =
-            BudgetConfig { rates: config.budget_rates(), max_wait: config.max_wait, ..BudgetConfig::default() };
+        let budget_config = BudgetConfig {
+            rates: config.budget_rates(),
+            max_wait: config.max_wait,
+            resync_wait: config.resync_wait,
+            ..BudgetConfig::default()
+        };
         let budget = Budget::new(budget_config, clock.clone(), seed ^ 0x5555);
         Node { fetcher: Fetcher::new(SimReader(aws.clone()), cache, budget), pods: Mutex::default() }
     }
@@ -296,7 +314,15 @@ impl World {
             if ok {
                 let delay = self.elapsed().saturating_sub(offset);
                 crate::sync::lock(&self.record).cold(delay, rollout, offset >= self.timeline.warmup);
-                crate::sync::lock(&node.pods).push(Pod { app, name, rotated });
+                let index = {
+                    let mut pods = crate::sync::lock(&node.pods);
+                    pods.push(Pod { app, name, rotated });
+                    pods.len() - 1
+                };
+                if self.config.per_pod_polls {
+                    let next = self.elapsed() + self.config.poll;
+                    self.resync_pod(n, index, next).await;
+                }
                 return;
             }
             if self.elapsed() >= self.timeline.end {
@@ -317,7 +343,7 @@ impl World {
             let pods: Vec<(usize, String, bool)> =
                 crate::sync::lock(&node.pods).iter().map(|p| (p.app, p.name.clone(), p.rotated)).collect();
             for (i, (app, name, held)) in pods.into_iter().enumerate() {
-                let (_, rotated) = self.fetch(node, app, &name, Priority::Resync).await;
+                let (_, rotated) = self.fetch(node, app, &name, Priority::ResyncInTurn).await;
                 if app == self.config.rotated_app && rotated && !held {
                     crate::sync::lock(&node.pods)[i].rotated = true;
                     crate::sync::lock(&self.record).rotated_pod(self.elapsed());
@@ -325,6 +351,26 @@ impl World {
                         eprintln!("ROTATED t={:.1} pod={name}", self.elapsed().as_secs_f64());
                     }
                 }
+            }
+            next += self.config.poll;
+        }
+    }
+
+    /// Pod `index` of node `n` on its own: a re-sync every poll interval from `next` (driver v1.6,
+    /// [`FleetConfig::per_pod_polls`]).
+    async fn resync_pod(&self, n: usize, index: usize, mut next: Duration) {
+        let node = &self.nodes[n];
+        while next < self.timeline.end {
+            tokio::time::sleep_until(self.at(next)).await;
+            let (app, name, held) = {
+                let pods = crate::sync::lock(&node.pods);
+                let p = &pods[index];
+                (p.app, p.name.clone(), p.rotated)
+            };
+            let (_, rotated) = self.fetch(node, app, &name, Priority::Resync).await;
+            if app == self.config.rotated_app && rotated && !held {
+                crate::sync::lock(&node.pods)[index].rotated = true;
+                crate::sync::lock(&self.record).rotated_pod(self.elapsed());
             }
             next += self.config.poll;
         }
@@ -407,7 +453,15 @@ pub async fn run(config: FleetConfig) -> FleetReport {
         } else {
             world.warm(n, &apps, &mut jitter);
         }
-        tasks.spawn(world.clone().reconcile(n, config.poll.mul_f64(jitter.fraction())));
+        if config.per_pod_polls {
+            let warm = if config.cold_start { 0 } else { config.pods_per_node };
+            for index in 0..warm {
+                let (world, phase) = (world.clone(), config.poll.mul_f64(jitter.fraction()));
+                tasks.spawn(async move { world.resync_pod(n, index, phase).await });
+            }
+        } else {
+            tasks.spawn(world.clone().reconcile(n, config.poll.mul_f64(jitter.fraction())));
+        }
     }
     for i in 0..config.rollout_replicas {
         let n = i * config.nodes / config.rollout_replicas.max(1);

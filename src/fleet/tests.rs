@@ -38,3 +38,25 @@ fn quotas_used() -> Quotas {
 fn with_config_max_wait() -> Duration {
     FleetConfig::issue(1).max_wait
 }
+
+/// Parameter Store's higher throughput at 5,000 nodes' per-node rates (100 nodes, every quota
+/// × 0.02: 1.6 `GetSecretValue`, 0.016 `BatchGetSecretValue` and 0.48 `GetParameters` a second
+/// per node; AWS's buckets hold what they hold for 5,000 nodes), each pod polled on its own
+/// (driver v1.6): every pod holds a rotated value within
+/// the poll + 60 s, the issue's target, with no call throttled. It takes a batch split into single
+/// secrets when the batch's slot is a minute away (`Budget::spill`), and re-syncs that wait for
+/// their slots (`RESYNC_WAIT`): with the batch only the floor is 1,000 / 2 = 500 s.
+#[tokio::test(start_paused = true)]
+async fn with_higher_throughput_every_pod_holds_a_rotation_within_the_poll_and_a_minute() {
+    let mut quotas = Quotas::higher_throughput();
+    quotas.0.values_mut().for_each(|q| *q *= 0.02);
+    // AWS's buckets as large as at 5,000 nodes (50 s of the scaled quotas: 100 batch calls).
+    let aws_burst = Duration::from_secs(50);
+    let config =
+        FleetConfig { quotas, aws_burst, per_pod_polls: true, rollout_replicas: 10, ..FleetConfig::issue(100) };
+    let report = run(config.clone().with_budget(0.8)).await;
+    assert_eq!(report.throttled(), 0, "{report:?}");
+    let delay = report.rotation_delay.expect("every pod got the rotated values");
+    let target = config.poll + Duration::from_secs(60);
+    assert!(delay <= target, "rotation {delay:?} within the poll + 60 s = {target:?}: {report:?}");
+}

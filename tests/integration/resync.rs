@@ -304,3 +304,35 @@ async fn under_a_budget_a_resync_past_the_ttl_is_served_from_the_cache_and_first
         per_operation(&w.rec)
     );
 }
+
+/// `Budget::spill` on the real binary (its rule is unit-tested in `src/budget.rs`): with
+/// `BatchGetSecretValue` slots 1,000 s apart and `GetSecretValue` slots 10 ms apart, a mount of
+/// three secrets reads them one `GetSecretValue` each, at once; without a budget the same mount
+/// is one `BatchGetSecretValue`.
+#[tokio::test]
+async fn under_a_budget_a_batch_whose_slot_is_far_is_read_one_secret_at_a_time() {
+    let Some(w) = World::start() else { return };
+    w.kube.service_account("default", "app", Some(role("app").as_str()));
+    seed(&w, &[("spill-a", "a"), ("spill-b", "b"), ("spill-c", "c")], &[]).await;
+    let objects = spc(&["spill-a", "spill-b", "spill-c"], &[]);
+
+    let plain = w.provider().start();
+    expect_ok(mount(&plain, "pod-a", &irsa_pod("pod-a", "app", &objects)).await, &plain, &w.rec);
+    let calls = per_operation(&w.rec);
+    assert_eq!(count(&w.rec, "BatchGetSecretValue"), 1, "no budget: one batch: {calls:?}");
+    assert_eq!(count(&w.rec, "GetSecretValue"), 0, "no budget: one batch: {calls:?}");
+
+    w.rec.forget_calls();
+    let budget = ["--aws-budget", "BatchGetSecretValue=0.001", "--aws-budget", "GetSecretValue=100"];
+    let budgeted = w.provider().args(&budget).start();
+    let started = std::time::Instant::now();
+    let (_, target) =
+        expect_ok(mount(&budgeted, "pod-b", &irsa_pod("pod-b", "app", &objects)).await, &budgeted, &w.rec);
+    assert!(started.elapsed() < Duration::from_secs(5), "the mount did not wait for the batch's slot");
+    let calls = per_operation(&w.rec);
+    assert_eq!(count(&w.rec, "BatchGetSecretValue"), 0, "the batch's slot is far: {calls:?}");
+    assert_eq!(count(&w.rec, "GetSecretValue"), 3, "one call per secret: {calls:?}");
+    for (name, value) in [("spill-a", "a"), ("spill-b", "b"), ("spill-c", "c")] {
+        assert_eq!(read(&target, name), value);
+    }
+}
