@@ -460,7 +460,8 @@ impl Budget {
     /// under a second. Without a budget for both APIs nothing changes; a batch whose refresh is
     /// queued stays one (it lands at its slot).
     /// A re-sync splits a batch only when every single call goes within its wait (else the
-    /// batch's refresh is queued whole: a batch half read now and half later drifts apart).
+    /// batch's refresh is queued whole: a batch half read now and half later drifts apart); a
+    /// first mount never (it goes at once anyway, and one call is the fewest).
     pub fn spill(&self, scope: &str, plan: Vec<PlannedCall>, priority: Priority) -> Vec<PlannedCall> {
         let (Some(batch_rate), Some(single_rate)) =
             (self.config.rate(Api::BatchGetSecretValue), self.config.rate(Api::GetSecretValue))
@@ -493,7 +494,10 @@ impl Budget {
             let n = call.items.len() as f64;
             let single_wait = single.wait_for(singles_wanted + n, single_rate, now);
             let within = match priority {
-                Priority::First => true,
+                // A first mount goes at once either way (into debt): one batch call. (Split while
+                // batches were throttled, a fleet starting at once sent ten singles for each
+                // pod's batch at that instant: 496,000 throttled calls against 62,000.)
+                Priority::First => false,
                 Priority::Resync => {
                     single_wait <= self.config.resync_wait + Duration::from_secs_f64((n - 1.0) / single_rate)
                 }
@@ -920,6 +924,11 @@ mod tests {
         assert_eq!(in_turn, vec![secrets(10)], "in turn, ten more single slots are past 10 s: kept whole");
         let third = budget.spill("a/r", vec![secrets(10), secrets(10)], Priority::Resync);
         assert_eq!(third.len(), 20, "on its own, the single slots still come in time: {third:?}");
+        let first = budget.spill("a/r", vec![secrets(10)], Priority::First);
+        assert_eq!(first, vec![secrets(10)], "a first mount goes at once either way: one call");
+        budget.throttled("a/r", Api::BatchGetSecretValue);
+        let first = budget.spill("a/r", vec![secrets(10)], Priority::First);
+        assert_eq!(first, vec![secrets(10)], "even while AWS throttles batches: {first:?}");
     }
 
     #[test]
