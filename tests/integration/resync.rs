@@ -306,29 +306,40 @@ async fn under_a_budget_a_resync_past_the_ttl_is_served_from_the_cache_and_first
 }
 
 /// `Budget::spill` on the real binary (its rule is unit-tested in `src/budget.rs`): with
-/// `BatchGetSecretValue` slots 1,000 s apart and `GetSecretValue` slots 10 ms apart, a mount of
-/// three secrets reads them one `GetSecretValue` each, at once; without a budget the same mount
-/// is one `BatchGetSecretValue`.
+/// `BatchGetSecretValue` slots 1,000 s apart and `GetSecretValue` slots 10 ms apart, a re-sync
+/// past the TTL reads the pod's three secrets one `GetSecretValue` each, at once (its first mount
+/// was one batch: first mounts never split); without a budget the same re-sync is one
+/// `BatchGetSecretValue`.
 #[tokio::test]
 async fn under_a_budget_a_batch_whose_slot_is_far_is_read_one_secret_at_a_time() {
     let Some(w) = World::start() else { return };
     w.kube.service_account("default", "app", Some(role("app").as_str()));
     seed(&w, &[("spill-a", "a"), ("spill-b", "b"), ("spill-c", "c")], &[]).await;
     let objects = spc(&["spill-a", "spill-b", "spill-c"], &[]);
+    let ttl = ["--cache-ttl", "1s"];
 
-    let plain = w.provider().start();
-    expect_ok(mount(&plain, "pod-a", &irsa_pod("pod-a", "app", &objects)).await, &plain, &w.rec);
+    let plain = w.provider().args(&ttl).start();
+    let pod = irsa_pod("pod-a", "app", &objects);
+    expect_ok(mount(&plain, "pod-a", &pod).await, &plain, &w.rec);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    w.rec.forget_calls();
+    expect_ok(mount(&plain, "pod-a", &pod).await, &plain, &w.rec);
     let calls = per_operation(&w.rec);
     assert_eq!(count(&w.rec, "BatchGetSecretValue"), 1, "no budget: one batch: {calls:?}");
     assert_eq!(count(&w.rec, "GetSecretValue"), 0, "no budget: one batch: {calls:?}");
 
-    w.rec.forget_calls();
-    let budget = ["--aws-budget", "BatchGetSecretValue=0.001", "--aws-budget", "GetSecretValue=100"];
+    let budget =
+        ["--cache-ttl", "1s", "--aws-budget", "BatchGetSecretValue=0.001", "--aws-budget", "GetSecretValue=100"];
     let budgeted = w.provider().args(&budget).start();
+    let pod = irsa_pod("pod-b", "app", &objects);
+    w.rec.forget_calls();
+    let (_, target) = expect_ok(mount(&budgeted, "pod-b", &pod).await, &budgeted, &w.rec);
+    assert_eq!(count(&w.rec, "BatchGetSecretValue"), 1, "a first mount: one batch: {:?}", per_operation(&w.rec));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    w.rec.forget_calls();
     let started = std::time::Instant::now();
-    let (_, target) =
-        expect_ok(mount(&budgeted, "pod-b", &irsa_pod("pod-b", "app", &objects)).await, &budgeted, &w.rec);
-    assert!(started.elapsed() < Duration::from_secs(5), "the mount did not wait for the batch's slot");
+    expect_ok(mount(&budgeted, "pod-b", &pod).await, &budgeted, &w.rec);
+    assert!(started.elapsed() < Duration::from_secs(5), "the re-sync did not wait for the batch's slot");
     let calls = per_operation(&w.rec);
     assert_eq!(count(&w.rec, "BatchGetSecretValue"), 0, "the batch's slot is far: {calls:?}");
     assert_eq!(count(&w.rec, "GetSecretValue"), 3, "one call per secret: {calls:?}");
