@@ -4,15 +4,16 @@
 //! API. Adding an API (`GetParametersByPath`, filtered `BatchGetSecretValue`) is adding it to
 //! [`Api`] and to the reader's plan; the budget then covers it.
 //!
-//! Three rules, in this order:
+//! The rules, in this order:
 //! - **Adaptive backoff.** After AWS throttled an API in a scope, re-syncs of that scope and API
 //!   are deferred for a backoff that doubles on each throttle (1 s up to `backoff_max`, jittered
 //!   to 50–100 %) and ends at the first success. First mounts are not deferred by it.
 //! - **Re-syncs spend only what is there, and queue the rest.** With `--aws-budget API=RATE`,
 //!   each (scope, API) has a token bucket refilled at RATE per second, holding at most one
 //!   second's worth and at least one token, started at a random phase. A re-sync whose call finds a token goes now, and one
-//!   whose next free slot is within [`RESYNC_WAIT`] (30 s; a read's own later calls on top) waits
-//!   for it and goes then. One that
+//!   whose next free slot is within [`RESYNC_WAIT`] (20 s, a read's own later calls on top; 10 s
+//!   in all, [`IN_TURN_WAIT`], for driver v1.5's re-syncs made one pod after another) waits for
+//!   it and goes then. One that
 //!   does not reserves the next free slot (one every 1 / RATE seconds, first come first served)
 //!   and is answered from the cache (within `--stale-if-throttled`; else it fails and the pod
 //!   keeps its files); the fetcher makes the call in the background at that slot and caches the
@@ -20,6 +21,9 @@
 //!   reconciler's bursts, and no batch starves. A refresh is not queued more than `queue_max`
 //!   (1 h) ahead; until it lands, the cached values it refreshes are served to re-syncs (past
 //!   `--stale-if-throttled` if need be, never past `queue_max`).
+//! - **Secrets take whichever quota has room sooner** ([`Budget::spill`]): a batch whose
+//!   `BatchGetSecretValue` slot is further off than single `GetSecretValue` slots for each of its
+//!   secrets is read one secret per call.
 //! - **First mounts go first, with a bounded wait.** A first mount always takes a token (into
 //!   debt, counted in full and repaid by re-syncs), waits for it at most `max_wait`, and past that
 //!   goes anyway: a pod is never held back longer by the budget, and never by queued re-syncs.
@@ -130,9 +134,11 @@ const BURST: Duration = Duration::from_secs(1);
 /// seconds apart (small fleets, Parameter Store's higher throughput) a rotation then took two
 /// polls. The fleet simulator: 226 s against a bound of 181 s at 100 nodes with no wait; with
 /// Parameter Store's higher throughput at 5,000 nodes, each pod polled on its own (driver v1.6),
-/// 234 s with 10 s and 170 s with 30 s (the target: 180 s). Thirty seconds is little to
-/// a re-sync (the pod keeps its files meanwhile, and the kubelet's deadline is two minutes) and
-/// far below a slot at 5,000 nodes with standard quotas (156 s), where refreshes stay queued.
+/// 234 s with 10 s and 170 s with 20 s (the target: 180 s; at 5,000 nodes' per-node
+/// rates on 1,000 nodes: 228 s with 10 s, 225 s with 15 s, 158 s with 20, 25 and 30 s). Twenty
+/// seconds is little to a re-sync (the pod keeps its files meanwhile, and the kubelet's deadline
+/// is two minutes) and far below a slot at 5,000 nodes with standard quotas (156 s), where
+/// refreshes stay queued.
 const RESYNC_WAIT: Duration = Duration::from_secs(20);
 /// The longest a re-sync made in turn with the node's other pods ([`Priority::ResyncInTurn`])
 /// waits: the fleet simulator's small fleet (a node's round at once) took 340 s against a bound of
@@ -458,7 +464,9 @@ impl Budget {
     /// not adjustable, against 10,000 for `GetSecretValue`: at fleet scale a node's batch slot
     /// is a minute or more apart (5,000 nodes at headroom 0.8: 62.5 s), its single slots well
     /// under a second. Without a budget for both APIs nothing changes; a batch whose refresh is
-    /// queued stays one (it lands at its slot).
+    /// queued stays one (it lands at its slot). It costs calls (ten for a batch of ten): the price
+    /// of keeping secrets within their TTL once the batch quota is too small for the fleet.
+    ///
     /// A re-sync splits a batch only when every single call goes within its wait (else the
     /// batch's refresh is queued whole: a batch half read now and half later drifts apart); a
     /// first mount never (it goes at once anyway, and one call is the fewest).
