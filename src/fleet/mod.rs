@@ -343,14 +343,7 @@ impl World {
             let pods: Vec<(usize, String, bool)> =
                 crate::sync::lock(&node.pods).iter().map(|p| (p.app, p.name.clone(), p.rotated)).collect();
             for (i, (app, name, held)) in pods.into_iter().enumerate() {
-                let (_, rotated) = self.fetch(node, app, &name, Priority::ResyncInTurn).await;
-                if app == self.config.rotated_app && rotated && !held {
-                    crate::sync::lock(&node.pods)[i].rotated = true;
-                    crate::sync::lock(&self.record).rotated_pod(self.elapsed());
-                    if std::env::var_os("FLEET_TRACE").is_some() {
-                        eprintln!("ROTATED t={:.1} pod={name}", self.elapsed().as_secs_f64());
-                    }
-                }
+                self.resync(node, i, (app, &name, held), Priority::ResyncInTurn).await;
             }
             next += self.config.poll;
         }
@@ -367,12 +360,21 @@ impl World {
                 let p = &pods[index];
                 (p.app, p.name.clone(), p.rotated)
             };
-            let (_, rotated) = self.fetch(node, app, &name, Priority::Resync).await;
-            if app == self.config.rotated_app && rotated && !held {
-                crate::sync::lock(&node.pods)[index].rotated = true;
-                crate::sync::lock(&self.record).rotated_pod(self.elapsed());
-            }
+            self.resync(node, index, (app, &name, held), Priority::Resync).await;
             next += self.config.poll;
+        }
+    }
+
+    /// One re-sync of pod `index` of `node` (its app, name and whether it held the rotated values
+    /// before), recording when a pod of the rotated app first holds them.
+    async fn resync(&self, node: &Node, index: usize, (app, name, held): (usize, &str, bool), priority: Priority) {
+        let (_, rotated) = self.fetch(node, app, name, priority).await;
+        if app == self.config.rotated_app && rotated && !held {
+            crate::sync::lock(&node.pods)[index].rotated = true;
+            crate::sync::lock(&self.record).rotated_pod(self.elapsed());
+            if std::env::var_os("FLEET_TRACE").is_some() {
+                eprintln!("ROTATED t={:.1} pod={name}", self.elapsed().as_secs_f64());
+            }
         }
     }
 
