@@ -10,6 +10,7 @@
 //!   cargo bench --bench fleet -- 1000 cold     # every node and pod starting at once: drain time
 //!   cargo bench --bench fleet -- 5000 cold budget   # only the budget's cold start
 //!   FLEET_HEADROOM=0.9 cargo bench --bench fleet -- 5000 budget   # another fleet.budgetHeadroom
+//!   FLEET_HEADROOM_API=none cargo bench --bench fleet -- 5000 budget   # no fleet.budgetHeadroomByApi
 //!   FLEET_AWS_BURST=10 cargo bench --bench fleet -- 1000   # AWS buckets of 10 s of quota (default 1)
 //!   FLEET_QUOTAS=higher FLEET_BATCH=off cargo bench --bench fleet -- 5000 budget   # secrets read
 //!                                    # one GetSecretValue each (--batch-get-secret-value=false)
@@ -24,8 +25,10 @@ use csi_provider_aws::fleet::aws::Quotas;
 use csi_provider_aws::fleet::{FleetConfig, FleetReport, go};
 use std::fmt::Write as _;
 
-/// The budget's headroom: the chart's `fleet.budgetHeadroom` (`FLEET_HEADROOM` overrides it).
-const HEADROOM: f64 = 0.8;
+/// The budget's headroom: the chart's `fleet.budgetHeadroom` (`FLEET_HEADROOM` overrides it) and
+/// `fleet.budgetHeadroomByApi` (`FLEET_HEADROOM_API=GetSecretValue=0.8,...` overrides it; `none`:
+/// every API at `FLEET_HEADROOM`).
+const HEADROOM: f64 = csi_provider_aws::fleet::CHART_HEADROOM;
 
 fn run(config: FleetConfig) -> FleetReport {
     let runtime =
@@ -85,6 +88,18 @@ fn go_row(out: &mut String, nodes: usize, config: &FleetConfig) {
     );
 }
 
+/// The chart's `fleet.budgetHeadroomByApi`, or `FLEET_HEADROOM_API`'s.
+fn headroom_by_api() -> Vec<(csi_provider_aws::fleet::Api, f64)> {
+    match std::env::var("FLEET_HEADROOM_API") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (csi_provider_aws_api(k), v.parse().expect("a headroom")))
+            .collect(),
+        Err(_) => csi_provider_aws::fleet::CHART_HEADROOM_BY_API.to_vec(),
+    }
+}
+
 fn csi_provider_aws_api(name: &str) -> csi_provider_aws::fleet::Api {
     csi_provider_aws::fleet::Api::ALL.into_iter().find(|a| a.as_str() == name).expect("known API")
 }
@@ -142,6 +157,7 @@ fn main() {
             Some(s) => FleetConfig { resync_wait: std::time::Duration::from_secs(s), ..base },
             None => base,
         };
+        let base = FleetConfig { budget_headroom_by_api: headroom_by_api(), ..base };
         let base = match std::env::var("FLEET_STALE").ok().and_then(|s| s.parse::<u64>().ok()) {
             Some(s) => FleetConfig { stale_if_throttled: std::time::Duration::from_secs(s), ..base },
             None => base,
@@ -175,7 +191,9 @@ fn main() {
         for &budget in &modes {
             let config = if budget { base.clone().with_budget(headroom) } else { base.clone() };
             let label = if budget {
-                format!("ours, --aws-budget ({headroom} × quota / {n})")
+                let by_api: String =
+                    base.budget_headroom_by_api.iter().map(|(a, h)| format!("; {} {h}", a.as_str())).collect();
+                format!("ours, --aws-budget ({headroom} × quota / {n}{by_api})")
             } else {
                 "ours, defaults (no budget)".into()
             };

@@ -132,6 +132,8 @@ for bad in \
   'driverWritesSecrets=yes' \
   'image.pullPolicy=Sometimes' \
   'cache.typo=1' \
+  'fleet.budgetHeadroomByApi.GetSecretValue=2' \
+  'fleet.budgetHeadroomByApi.ListSecrets=1' \
   'caBundle.configMap=a,caBundle.secret=b'; do
   if "$HELM" template x "$CHART" --set "$bad" >/dev/null 2>&1; then
     warn "helm template accepted --set ${bad}"

@@ -322,6 +322,13 @@ def check_full_values(docs):
     check((("",), ("events",), ("create", "patch")) in rules,
           f"full values (rotationEvents.enabled): ClusterRole allows create and patch on events: {rules}")
     check(sum(x.startswith("--endpoint=") for x in a) == 3, "full values: three --endpoint flags")
+    # fleet.nodes 5000: budgetHeadroom 0.8 × quota / nodes, GetSecretValue's share 0.9
+    # (budgetHeadroomByApi), then awsBudget's entries.
+    budget = [x for x in a if x.startswith("--aws-budget=")]
+    check(budget == ["--aws-budget=BatchGetSecretValue=0.016000", "--aws-budget=GetParameters=0.006400",
+                     "--aws-budget=GetParametersByPath=0.006400", "--aws-budget=GetSecretValue=1.800000",
+                     "--aws-budget=GetParameters=0.005"],
+          f"full values: each node's share of the quotas: {budget}")
     check(env["HTTPS_PROXY"]["value"].startswith("http://proxy") and "NO_PROXY" in env, "full values: proxy env")
     pod = one(docs, "DaemonSet")["spec"]["template"]["spec"]
     ca = [v for v in pod["volumes"] if v["name"] == "ca-bundle"]

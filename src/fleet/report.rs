@@ -17,6 +17,7 @@ pub(super) struct Record {
     rotation_pods: usize,
     rotated: usize,
     last_rotated: Option<Duration>,
+    longest_pass: Duration,
 }
 
 impl Record {
@@ -33,6 +34,11 @@ impl Record {
     pub(super) fn rotation(&mut self, at: Duration, pods: usize) {
         self.rotation_at = Some(at);
         self.rotation_pods = pods;
+    }
+
+    /// A node's reconciler re-synced all its pods in one pass that took `took` (driver v1.5).
+    pub(super) fn pass(&mut self, took: Duration) {
+        self.longest_pass = self.longest_pass.max(took);
     }
 
     /// One more pod holds the rotated values.
@@ -99,6 +105,9 @@ pub struct FleetReport {
     pub rotated_pods: usize,
     pub rotation_bound: Duration,
     pub refresh_floor: Duration,
+    /// The longest pass of a node's reconciler over all its pods (driver v1.5's model; zero with
+    /// per-pod polls). Longer than the poll, a node's next pass starts late.
+    pub longest_pass: Duration,
     pub stale_served: u64,
     pub deferred: u64,
     pub waits: u64,
@@ -186,6 +195,7 @@ pub(super) fn build(
         rotated_pods: record.rotated,
         rotation_bound: config.rotation_bound(),
         refresh_floor: config.refresh_floor(),
+        longest_pass: record.longest_pass,
         stale_served: sum_family(budget, |s| s.stale_served.get()),
         deferred: sum_family(budget, |s| per_api(s, |s| &s.deferred)),
         waits: sum_family(budget, |s| per_api(s, |s| &s.waits)),
