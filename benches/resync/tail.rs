@@ -57,6 +57,34 @@ pub struct Repetition {
     kube: u64,
     aws: u64,
     started: Duration,
+    /// CPU spent while the Mount calls ran, and while the Version calls ran.
+    mount_cpu: Cpu,
+    version_cpu: Cpu,
+}
+
+/// CPU time spent over one phase of a repetition: by the provider, and by this process (the 50
+/// clients, and the fake AWS, STS and Kubernetes endpoints they and the provider call).
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    provider: Duration,
+    bench: Duration,
+}
+
+impl Cpu {
+    fn now(provider_pid: u32) -> Cpu {
+        Cpu {
+            provider: super::provider::cpu_of_pid(provider_pid).unwrap_or_default(),
+            bench: super::provider::own_cpu().unwrap_or_default(),
+        }
+    }
+
+    fn since(self, start: Cpu) -> Cpu {
+        Cpu { provider: self.provider.saturating_sub(start.provider), bench: self.bench.saturating_sub(start.bench) }
+    }
+
+    fn total(self) -> Duration {
+        self.provider + self.bench
+    }
 }
 
 /// The repetitions with one cache setting.
@@ -80,10 +108,15 @@ pub async fn run(rig: &Rig, pods: &[Pod], cache_ttl: &str, cache_lifetime: Durat
         tokio::time::sleep(spacing).await;
         let started = origin.elapsed();
         let before = rig.fake.counts();
+        let pid = rig.provider.pid();
+        let cpu = Cpu::now(pid);
         let mount = concurrently(pods, |pod| mount_calls(rig.client.clone(), pod)).await.map_err(|e| rig.context(e))?;
+        let between = Cpu::now(pid);
         let version = concurrently(pods, |_| version_calls(rig.client.clone())).await?;
+        let (mount_cpu, version_cpu) = (between.since(cpu), Cpu::now(pid).since(between));
         let counts = rig.fake.counts() - before;
-        tail.repetitions.push(Repetition { mount, version, kube: counts.kube, aws: counts.aws(), started });
+        let (kube, aws) = (counts.kube, counts.aws());
+        tail.repetitions.push(Repetition { mount, version, kube, aws, started, mount_cpu, version_cpu });
     }
     super::verify(pods, super::VALUE_LEN)?;
     Ok(tail)
@@ -234,6 +267,54 @@ impl Tail {
             ms(later),
             ms(median(&versions)),
             ratio(later, median(&versions))
+        );
+        self.render_cpu(out);
+    }
+
+    /// Not a target: the CPU a call costs, per phase (median repetition). With 50 closed-loop
+    /// clients on a few cores every call queues behind the others' CPU, so each phase's latency
+    /// scales with the CPU one call costs in all (provider, clients, fake endpoints): a Mount p99
+    /// within 1.25× of Version's needs a Mount to cost about as little CPU.
+    fn render_cpu(&self, out: &mut String) {
+        let per_call = |cpu: fn(&Repetition) -> (Cpu, usize), part: fn(Cpu) -> Duration| {
+            let values: Vec<Duration> = self
+                .repetitions
+                .iter()
+                .map(|r| {
+                    let (cpu, calls) = cpu(r);
+                    part(cpu) / u32::try_from(calls.max(1)).unwrap_or(u32::MAX)
+                })
+                .collect();
+            median(&values)
+        };
+        let mount = |r: &Repetition| (r.mount_cpu, r.mount.len());
+        let version = |r: &Repetition| (r.version_cpu, r.version.len());
+        let (mp, mb, mt) = (per_call(mount, |c| c.provider), per_call(mount, |c| c.bench), per_call(mount, Cpu::total));
+        let (vp, vb, vt) =
+            (per_call(version, |c| c.provider), per_call(version, |c| c.bench), per_call(version, Cpu::total));
+        let _ = writeln!(
+            out,
+            "- (why) CPU per call, median repetition: Mount {} µs (provider {} + clients and fake endpoints {}), Version {} µs (provider {} + {}): **{:.2}×**. Every call waits behind the others' CPU, so a Mount p99 within {MEDIAN_RATIO_TARGET}× of Version's needs a Mount to cost at most about {:.0} µs of CPU in all, its AWS and Kubernetes reads included",
+            mt.as_micros(),
+            mp.as_micros(),
+            mb.as_micros(),
+            vt.as_micros(),
+            vp.as_micros(),
+            vb.as_micros(),
+            ratio(mt, vt),
+            vt.as_secs_f64() * 1e6 * MEDIAN_RATIO_TARGET,
+        );
+        // A provider spends at least as much on a Mount as on a Version (the same framing, larger
+        // messages), and the clients' and fake endpoints' share is not the provider's to cut.
+        let floor = mb + vp;
+        let _ = writeln!(
+            out,
+            "- (why) the least a Mount could cost here, with a provider that spent on it no more than on a Version: {} µs (clients and fake endpoints {} + provider {}), {:.2}× Version's: the target is {} on this rig",
+            floor.as_micros(),
+            mb.as_micros(),
+            vp.as_micros(),
+            ratio(floor, vt),
+            if ratio(floor, vt) > MEDIAN_RATIO_TARGET { "out of reach" } else { "within reach" }
         );
     }
 }
