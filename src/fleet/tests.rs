@@ -45,8 +45,8 @@ fn with_config_max_wait() -> Duration {
 /// each pod polled on its own (driver v1.6) and with a node's pods re-synced in one pass (driver
 /// v1.5): every pod holds a rotated value within the poll + 60 s, the issue's target, with no call
 /// throttled. It takes a batch split into single secrets when the batch's slot is a minute away
-/// (`Budget::spill`: with the batch only the floor is 1,000 / 2 = 500 s), re-syncs that wait for
-/// their slots (`RESYNC_WAIT`). (v1.5's 100 nodes do not show the miss the chart's
+/// (`Budget::spill`: with the batch only the floor is 1,000 / 2 = 500 s), and re-syncs that wait
+/// for their slots (`RESYNC_WAIT`). (v1.5's 100 nodes do not show the miss the chart's
 /// `GetSecretValue` share fixed at 5,000 nodes: 148 s at 0.8; the next test guards that.)
 #[tokio::test(start_paused = true)]
 async fn with_higher_throughput_every_pod_holds_a_rotation_within_the_poll_and_a_minute() {
@@ -75,7 +75,8 @@ async fn with_higher_throughput_every_pod_holds_a_rotation_within_the_poll_and_a
 
 /// Driver v1.5's reconciler re-syncs a node's pods in one pass, each re-sync waiting for its own
 /// reads (up to `IN_TURN_WAIT`). With higher throughput at 5,000 nodes' per-node rates (10 nodes,
-/// every quota × 0.002, AWS's buckets as large as at 5,000 nodes) and the chart's budget, a pass
+/// every quota × 0.002, AWS's buckets as large as at 5,000 nodes: 500 s of the scaled quotas) and
+/// the chart's budget, a pass
 /// takes no longer than the TTL (55 s): the node's `GetSecretValue` share (0.9) reads its 100
 /// secrets about as fast as their shortest TTL (54 s). At 0.8 (57 s) the pass's later pods found
 /// the values its first pods had read expired and read them again: a pass took 124 s, longer
@@ -85,7 +86,7 @@ async fn in_driver_v1_5s_pass_the_node_reads_its_secrets_within_the_ttl() {
     let mut quotas = Quotas::higher_throughput();
     quotas.0.values_mut().for_each(|q| *q *= 0.002);
     let config =
-        FleetConfig { quotas, aws_burst: Duration::from_secs(5000), rollout_replicas: 0, ..FleetConfig::issue(10) };
+        FleetConfig { quotas, aws_burst: Duration::from_secs(500), rollout_replicas: 0, ..FleetConfig::issue(10) };
     let report = run(config.clone().with_chart_budget()).await;
     let ttl = config.ttl_secretsmanager;
     assert!(report.longest_pass <= ttl, "the longest pass {:?}, within the TTL: {report:?}", report.longest_pass);
