@@ -76,11 +76,10 @@ async fn with_higher_throughput_every_pod_holds_a_rotation_within_the_poll_and_a
 /// Driver v1.5's reconciler re-syncs a node's pods in one pass, each re-sync waiting for its own
 /// reads (up to `IN_TURN_WAIT`). With higher throughput at 5,000 nodes' per-node rates (10 nodes,
 /// every quota × 0.002, AWS's buckets as large as at 5,000 nodes: 500 s of the scaled quotas) and
-/// the chart's budget, a pass
-/// takes no longer than the TTL (55 s): the node's `GetSecretValue` share (0.9) reads its 100
-/// secrets about as fast as their shortest TTL (54 s). At 0.8 (57 s) the pass's later pods found
-/// the values its first pods had read expired and read them again: a pass took 124 s, longer
-/// than the poll.
+/// the chart's budget, a pass takes no longer than the TTL (55 s): the node's `GetSecretValue`
+/// share (0.9) reads its 100 secrets about as fast as their shortest TTL (54 s). At 0.8 (57 s)
+/// the pass's later pods found the values its first pods had read expired and read them again: a
+/// pass took 124 s, longer than the poll.
 #[tokio::test(start_paused = true)]
 async fn in_driver_v1_5s_pass_the_node_reads_its_secrets_within_the_ttl() {
     let mut quotas = Quotas::higher_throughput();
