@@ -20,6 +20,20 @@ pub(crate) fn admin_addr(provider: &Provider) -> String {
     panic!("no admin address in the log:\n{}", provider.logs());
 }
 
+/// The admin server's address once `/readyz` answers 200 (within 10 s). The socket file exists a
+/// moment before the provider marks it served, so a scrape right after the socket appears may
+/// still see `ready` 0.
+pub(crate) fn ready_addr(provider: &Provider) -> String {
+    let addr = admin_addr(provider);
+    for _ in 0..400 {
+        if get(&addr, "/readyz").0 == 200 {
+            return addr;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("not ready within 10 s:\n{}", provider.logs());
+}
+
 /// GET `path`: (status, body).
 pub(crate) fn get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the admin server");
@@ -114,7 +128,7 @@ async fn counters_move_with_successful_and_failing_mounts() {
 async fn every_series_exists_before_the_first_mount_with_the_process_metrics() {
     let Some(moto) = Moto::start() else { return };
     let provider = Provider::start(&moto.url(), &["--local-credentials", "--cache-max-entries", "77"]);
-    let addr = admin_addr(&provider);
+    let addr = ready_addr(&provider);
     let (status, m) = get(&addr, "/metrics");
     assert_eq!(status, 200);
     for kind in ["first", "resync"] {
@@ -174,7 +188,7 @@ async fn secret_names_appear_only_when_the_admin_opts_in() {
 async fn readiness_needs_the_socket_and_a_configured_kubernetes_api() {
     let Some(moto) = Moto::start() else { return };
     let local = Provider::start(&moto.url(), &["--local-credentials"]);
-    let addr = admin_addr(&local);
+    let addr = ready_addr(&local);
     assert!(local.socket().exists());
     assert_eq!(get(&addr, "/readyz").0, 200, "socket bound, local credentials: ready");
     assert_eq!(get(&addr, "/healthz"), (200, "ok\n".into()));
