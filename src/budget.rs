@@ -407,14 +407,8 @@ impl Budget {
         for call in calls {
             let rate = self.config.rate(call.api);
             let lane = self.lane(&mut lanes, scope, call.api, now);
-            if priority != Priority::First {
-                let earlier = own.entry(call.api).or_default();
-                let allowance = if priority == Priority::ResyncInTurn {
-                    self.config.resync_wait.min(IN_TURN_WAIT)
-                } else {
-                    self.config.resync_wait
-                        + rate.map_or(Duration::ZERO, |r| Duration::from_secs_f64(f64::from(*earlier) / r))
-                };
+            let earlier = own.entry(call.api).or_default();
+            if let Some(allowance) = self.resync_allowance(priority, f64::from(*earlier), rate) {
                 let (turn, wait) = lane.resync_turn(call, rate, (self.config.queue_max, allowance), now);
                 if turn == Turn::Go {
                     *earlier += 1;
@@ -456,6 +450,20 @@ impl Budget {
             }
         }
         admission
+    }
+
+    /// How long a re-sync's call may wait for its slot, `earlier` calls of the same read and API
+    /// (at `rate`) ahead of it: [`RESYNC_WAIT`] (`resync_wait`) for its first slot and its own
+    /// earlier calls on top; in turn with the node's other pods, [`IN_TURN_WAIT`] in all. `None`
+    /// for a first mount (it does not wait on re-syncs' terms).
+    fn resync_allowance(&self, priority: Priority, earlier: f64, rate: Option<f64>) -> Option<Duration> {
+        match priority {
+            Priority::First => None,
+            Priority::ResyncInTurn => Some(self.config.resync_wait.min(IN_TURN_WAIT)),
+            Priority::Resync => {
+                Some(self.config.resync_wait + rate.map_or(Duration::ZERO, |r| Duration::from_secs_f64(earlier / r)))
+            }
+        }
     }
 
     /// The plan with each `BatchGetSecretValue` call of current secrets split into one
@@ -501,16 +509,12 @@ impl Budget {
             let single = self.lane(&mut lanes, scope, Api::GetSecretValue, now);
             let n = call.items.len() as f64;
             let single_wait = single.wait_for(singles_wanted + n, single_rate, now);
-            let within = match priority {
-                // A first mount goes at once either way (into debt): one batch call. (Split while
-                // batches were throttled, a fleet starting at once sent ten singles for each
-                // pod's batch at that instant: 496,000 throttled calls against 62,000.)
-                Priority::First => false,
-                Priority::Resync => {
-                    single_wait <= self.config.resync_wait + Duration::from_secs_f64((n - 1.0) / single_rate)
-                }
-                Priority::ResyncInTurn => single_wait <= self.config.resync_wait.min(IN_TURN_WAIT),
-            };
+            // A first mount has no allowance: it goes at once either way (into debt), as one batch
+            // call. (Split while batches were throttled, a fleet starting at once sent ten singles
+            // for each pod's batch at that instant: 496,000 throttled calls against 62,000.)
+            let within = self
+                .resync_allowance(priority, n - 1.0, Some(single_rate))
+                .is_some_and(|allowed| single_wait <= allowed);
             if within && single_wait < batch_wait {
                 singles_wanted += n;
                 out.extend(call.items.into_iter().map(|i| PlannedCall { api: Api::GetSecretValue, items: vec![i] }));
